@@ -1,0 +1,41 @@
+"""Helpers shared by the controllers: the database, settings, paging."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+from litestar import Request
+
+from exchange.errors import ApiError, FieldProblem
+from exchange.settings import Settings
+from exchange.store.db import Database
+
+
+
+def db_of(request: Request) -> Database:
+    return request.app.state.db
+
+
+def settings_of(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def page_limit(settings: Settings, limit: int | None) -> int:
+    if limit is None:
+        return settings.page_size_default
+    if not 1 <= limit <= settings.page_size_max:
+        raise ApiError(
+            422,
+            "validation_failed",
+            "page size out of range",
+            fields=[FieldProblem("query.limit", f"between 1 and {settings.page_size_max}")],
+        )
+    return limit
+
+
+class Page(msgspec.Struct):
+    """A page of items, oldest first; pass ``next_after`` as ``after`` for the next page."""
+
+    items: list
+    next_after: uuid.UUID | None = None

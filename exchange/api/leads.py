@@ -1,0 +1,86 @@
+"""Suppliers post leads and read back their own."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from litestar import Controller, Request, Response, get, post
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
+
+from exchange.api.common import Page, db_of, page_limit, settings_of
+from exchange.auth.middleware import allow
+from exchange.auth.parties import PartyKind, Principal
+from exchange.errors import forbidden, not_found
+from exchange.intake import service
+from exchange.intake.messages import LeadIn, LeadOut, LeadView
+
+
+class LeadController(Controller):
+    path = "/v1/leads"
+    tags = ["leads"]
+
+    @post(
+        guards=[allow(PartyKind.SUPPLIER)],
+        summary="Direct post: send a whole lead in one call",
+        description=(
+            "Validates the lead against its vertical, normalises it, rejects duplicates and "
+            "stores it. Send an `Idempotency-Key` header to make retries safe: the same key "
+            "and body return the first answer (with `Idempotent-Replayed: true`)."
+        ),
+        responses={},
+    )
+    async def post_lead(
+        self,
+        request: Request,
+        data: JSONBody[LeadIn],
+        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
+    ) -> Response[LeadOut]:
+        principal: Principal = request.user
+        body = await request.body()
+        accepted = await service.accept_lead(
+            db_of(request),
+            settings_of(request),
+            principal,
+            data,
+            body=body,
+            idempotency_key=idempotency_key,
+        )
+        headers = {service.IDEMPOTENCY_REPLAY_HEADER: "true"} if accepted.replayed else {}
+        return Response(
+            content=accepted.body,
+            status_code=accepted.status_code,
+            media_type="application/json",
+            headers=headers,
+        )
+
+    @get(guards=[allow(PartyKind.SUPPLIER)], summary="My leads, oldest first")
+    async def list_leads(
+        self,
+        request: Request,
+        limit: FromQuery[int | None] = None,
+        after: FromQuery[uuid.UUID | None] = None,
+        supplier_id: FromQuery[uuid.UUID | None] = None,
+    ) -> Page:
+        principal: Principal = request.user
+        size = page_limit(settings_of(request), limit)
+        if not principal.is_operator:
+            if supplier_id is not None and supplier_id != principal.party_id:
+                raise forbidden("a supplier sees only its own leads")
+            supplier_id = principal.party_id
+        async with db_of(request).read() as conn:
+            items = await service.list_leads(conn, supplier_id=supplier_id, limit=size, after=after)
+        return Page(items=items, next_after=items[-1].lead_id if len(items) == size else None)
+
+    @get("/{lead_id:uuid}", guards=[allow(PartyKind.SUPPLIER)], summary="One lead")
+    async def show(self, request: Request, lead_id: FromPath[uuid.UUID], include_pii: FromQuery[bool] = False) -> LeadView:
+        principal: Principal = request.user
+        # PII is for the buyer who bought the lead; operators may ask for it explicitly.
+        with_pii = include_pii and principal.is_operator
+        async with db_of(request).read() as conn:
+            lead = await service.get_lead(conn, lead_id, with_pii=with_pii)
+        if lead is None:
+            raise not_found("lead")
+        if not principal.is_operator and lead.supplier_id != principal.party_id:
+            raise forbidden("this lead belongs to another supplier")
+        return lead

@@ -1,0 +1,219 @@
+"""The Litestar application: routes, authentication, error shape, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import dramatiq
+import msgspec
+from litestar import Litestar, MediaType, Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from exchange import __version__
+from exchange.api import ROUTES
+from exchange.auth.middleware import API_KEY_HEADER, ApiKeyMiddleware
+from exchange.errors import ApiError, ErrorBody, ErrorResponse, FieldProblem
+from exchange.settings import Settings, load_settings
+from exchange.store.db import Database
+from exchange.worker.broker import setup_broker
+
+log = logging.getLogger("exchange.app")
+
+IN_PROCESS_WORKER_THREADS = 4
+STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "rate_limited",
+}
+_MSGSPEC_PATH = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+
+
+def _error(status: int, body: ErrorBody, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        ErrorResponse(error=body), status_code=status, media_type=MediaType.JSON, headers=headers
+    )
+
+
+def _api_error(_: Request, exc: ApiError) -> Response:
+    return _error(exc.status, exc.body, exc.headers)
+
+
+def _validation(_: Request, exc: ValidationException) -> Response:
+    """Litestar's decoding errors (bad JSON, wrong types, bad query params) in our shape."""
+    problems: list[FieldProblem] = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if not isinstance(item, dict):
+            continue
+        message = str(item.get("message", "invalid"))
+        match = _MSGSPEC_PATH.match(message)
+        reason = match.group("reason") if match else message
+        path = str(item.get("key") or (match.group("path") or "").lstrip(".") if match else "")
+        source = getattr(item.get("source"), "value", item.get("source")) or "body"
+        if source == "body":
+            where = path or "body"
+        else:
+            where = f"{source}.{path}" if path else str(source)
+        problems.append(FieldProblem(where, reason))
+    if not problems:
+        problems.append(FieldProblem("body", exc.detail or "invalid request"))
+    malformed = any("malformed" in p.reason.lower() for p in problems)
+    status, code = (400, "malformed_json") if malformed else (422, "validation_failed")
+    return _error(status, ErrorBody(code=code, message="the request is invalid", fields=problems))
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(10):  # a cause chain is short; never loop on a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _http(_: Request, exc: HTTPException) -> Response:
+    status = exc.status_code
+    if isinstance(exc, NotAuthorizedException):
+        return _error(
+            401,
+            ErrorBody(code="unauthorized", message=exc.detail),
+            {"WWW-Authenticate": 'Bearer realm="exchange"'},
+        )
+    if isinstance(exc, PermissionDeniedException):
+        return _error(403, ErrorBody(code="forbidden", message=exc.detail))
+    if isinstance(exc, NotFoundException):
+        return _error(404, ErrorBody(code="not_found", message="no such route or resource"))
+    if status >= 500:
+        log.error("server error", exc_info=exc)
+        return _error(status, ErrorBody(code="internal_error", message="internal error"))
+    if status == 400 and _caused_by(exc, msgspec.DecodeError):
+        return _error(
+            400,
+            ErrorBody(
+                code="malformed_json",
+                message=f"the body is not valid JSON: {exc.detail}",
+                fields=[FieldProblem("body", exc.detail)],
+            ),
+        )
+    code = STATUS_CODES.get(status, "client_error")
+    return _error(status, ErrorBody(code=code, message=exc.detail), dict(exc.headers or {}))
+
+
+def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
+    return _error(500, ErrorBody(code="internal_error", message="internal error; it was logged"))
+
+
+async def _maintenance(interval_s: int) -> None:
+    """Enqueue housekeeping now and then. Several API processes may each do it: it is
+    idempotent and cheap, and it needs no scheduler process of its own."""
+    from exchange.worker import actors
+
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await asyncio.to_thread(actors.purge_expired.send)
+        except Exception:  # a broker outage must not stop the API; the next tick retries
+            log.warning("could not enqueue purge_expired", exc_info=True)
+
+
+async def _demo_traffic(settings: Settings) -> None:
+    from pathlib import Path
+
+    from exchange import demo
+
+    key_path = Path(settings.var_dir) / demo.DEMO_KEY_FILE
+    if not key_path.exists():
+        log.warning("demo traffic off: no demo supplier key; run `exchange run`")
+        return
+    base_url = f"http://{settings.host}:{settings.port}"
+    await demo.traffic(settings, base_url, key_path.read_text().strip())
+
+
+def create_app(settings: Settings | None = None, *, in_process_worker: bool = True) -> Litestar:
+    settings = settings or load_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        broker = setup_broker(settings)
+        db = Database(settings)
+        app.state.db = db
+        app.state.settings = settings
+        app.state.broker = broker
+        worker = None
+        if in_process_worker and not settings.redis_url:
+            worker = dramatiq.Worker(broker, worker_threads=IN_PROCESS_WORKER_THREADS)
+            worker.start()
+        tasks = []
+        if settings.maintenance_interval_s > 0:
+            tasks.append(asyncio.create_task(_maintenance(settings.maintenance_interval_s)))
+        if settings.demo:
+            tasks.append(asyncio.create_task(_demo_traffic(settings)))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            if worker is not None:
+                worker.stop()
+            await db.dispose()
+
+    openapi = OpenAPIConfig(
+        title="Lead exchange",
+        version=__version__,
+        description=(
+            "Suppliers ping and post leads; advertisers buy them; internal teams work the rest. "
+            "Authenticate with `Authorization: Bearer <key>`."
+        ),
+        path="/schema",
+        render_plugins=[SwaggerRenderPlugin(), RedocRenderPlugin()],
+        components=Components(
+            security_schemes={
+                "api_key": SecurityScheme(type="http", scheme="bearer"),
+                "api_key_header": SecurityScheme(type="apiKey", name=API_KEY_HEADER, security_scheme_in="header"),
+            }
+        ),
+        security=[{"api_key": []}, {"api_key_header": []}],
+    )
+    handlers: dict[Any, Any] = {
+        ApiError: _api_error,
+        ValidationException: _validation,
+        HTTPException: _http,
+        Exception: _unexpected,
+    }
+    return Litestar(
+        route_handlers=ROUTES,
+        lifespan=[lifespan],
+        middleware=[DefineMiddleware(ApiKeyMiddleware, exclude=["^/health$", "^/schema"])],
+        exception_handlers=handlers,
+        openapi_config=openapi,
+        request_max_body_size=settings.max_body_bytes,
+        debug=False,
+        logging_config=None,
+        # datetime subclasses (freezegun's in tests) are not native to msgspec.
+        type_encoders={dt.datetime: dt.datetime.isoformat},  # exchange.logs configures logging once per process
+    )

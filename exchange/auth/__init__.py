@@ -1,0 +1,1 @@
+"""Parties, API keys, authentication and scoping."""

@@ -1,0 +1,265 @@
+"""The ``exchange`` command: run, serve, worker, migrate, seed, and party/key administration."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from exchange.settings import Settings, SettingsError, load_settings
+
+DEMO_SUPPLIER_NAME = "Demo supplier"
+
+
+def _db(settings: Settings):  # type: ignore[no-untyped-def]
+    from exchange.store.db import Database
+
+    return Database(settings)
+
+
+def _run_db(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        db = _db(settings)
+        try:
+            async with db.write() as conn:
+                return await work(conn)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(main())
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from exchange.store import migrate
+
+    migrate.upgrade(settings, args.revision)
+    print(f"database at revision {args.revision}: {_safe_url(settings.database_url)}")
+    return 0
+
+
+def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
+    from exchange.intake import verticals
+
+    created = _run_db(settings, lambda c: verticals.seed(c, fields_max=settings.vertical_fields_max))
+    print("created verticals: " + (", ".join(created) if created else "none (all present)"))
+    return 0
+
+
+def cmd_admin_key(settings: Settings, args: argparse.Namespace) -> int:
+    """Create the first operator (if none) and a key for it."""
+    import sqlalchemy as sa
+
+    from exchange.auth.parties import PartyIn, PartyKind, create_party, issue_key
+    from exchange.store.tables import parties
+
+    async def work(conn: Any) -> Any:
+        row = (
+            await conn.execute(
+                sa.select(parties.c.id)
+                .where(parties.c.kind == PartyKind.OPERATOR.value)
+                .order_by(parties.c.id)
+                .limit(1)
+            )
+        ).first()
+        party_id = row.id if row else (
+            await create_party(conn, PartyIn(kind=PartyKind.OPERATOR, name=args.operator))
+        ).id
+        return await issue_key(conn, party_id, args.name)
+
+    key = _run_db(settings, work)
+    _print_key(key, "operator")
+    return 0
+
+
+def cmd_party_create(settings: Settings, args: argparse.Namespace) -> int:
+    from exchange.auth.parties import PartyIn, PartyKind, create_party, issue_key
+
+    async def work(conn: Any) -> Any:
+        party = await create_party(
+            conn,
+            PartyIn(
+                kind=PartyKind(args.kind),
+                name=args.name,
+                timezone=args.timezone,
+                team_id=uuid.UUID(args.team_id) if args.team_id else None,
+            ),
+        )
+        return party, await issue_key(conn, party.id, "default")
+
+    party, key = _run_db(settings, work)
+    print(f"created {party.kind.value} {party.name!r}: {party.id}")
+    _print_key(key, party.kind.value)
+    return 0
+
+
+def cmd_key_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
+    from exchange.auth.parties import revoke_key
+    from exchange.store.tables import api_keys
+
+    async def work(conn: Any) -> Any:
+        row = (
+            await conn.execute(sa.select(api_keys.c.id).where(api_keys.c.prefix == args.prefix))
+        ).first()
+        return await revoke_key(conn, row.id) if row else None
+
+    info = _run_db(settings, work)
+    if info is None:
+        print(f"no key with prefix {args.prefix!r}", file=sys.stderr)
+        return 1
+    print(f"revoked key {info.prefix} ({info.name}) at {info.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    print(f"exchange listening on http://{host}:{port}")
+    print(f"  API docs:  http://{host}:{port}/schema/swagger  (and /schema/redoc)")
+    print(f"  OpenAPI:   http://{host}:{port}/schema/openapi.json")
+    print(f"  health:    http://{host}:{port}/health")
+    if not settings.redis_url:
+        print("  worker:    in-process (set EXCHANGE_REDIS_URL to use Redis and `exchange worker`)")
+    workers = args.workers or settings.http_workers
+    uvicorn.run(
+        "exchange.asgi:app",
+        host=host,
+        port=port,
+        workers=workers if workers > 1 else None,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        log_config=None,  # keep exchange.logs' structured format
+    )
+    return 0
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    """What `make run` does: migrate, seed, make a demo supplier, then serve with traffic."""
+    from exchange import demo
+
+    cmd_migrate(settings, argparse.Namespace(revision="head"))
+    cmd_seed(settings, args)
+    key = _run_db(settings, lambda c: demo.ensure_demo_supplier(c, settings))
+    if key:
+        print(f"demo supplier key (kept in {settings.var_dir}/demo_supplier_key): {key}")
+    os.environ["EXCHANGE_DEMO"] = "true" if not args.no_traffic else "false"
+    return cmd_serve(load_settings(), args)
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.redis_url:
+        print(
+            "exchange worker needs EXCHANGE_REDIS_URL: without Redis the API process runs its "
+            "own in-process worker",
+            file=sys.stderr,
+        )
+        return 2
+    argv = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "exchange.worker.main",
+        "--processes",
+        str(args.processes),
+        "--threads",
+        str(args.threads),
+    ]
+    os.execv(sys.executable, argv)
+    return 0  # pragma: no cover
+
+
+def _print_key(key: Any, kind: str) -> None:
+    print(f"{kind} key {key.prefix} ({key.name}); shown once, store it now:")
+    print(f"  {key.key}")
+
+
+def _safe_url(url: str) -> str:
+    import sqlalchemy as sa
+
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="exchange", description="The lead exchange.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="migrate, seed demo data and serve (what `make run` does)")
+    run.add_argument("--host")
+    run.add_argument("--port", type=int)
+    run.add_argument("--workers", type=int)
+    run.add_argument("--no-traffic", action="store_true", help="no simulated supplier traffic")
+    run.set_defaults(func=cmd_run)
+
+    serve = sub.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, help="HTTP worker processes")
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run Dramatiq workers on the Redis broker")
+    worker.add_argument("--processes", type=int, default=2)
+    worker.add_argument("--threads", type=int, default=8)
+    worker.set_defaults(func=cmd_worker)
+
+    mig = sub.add_parser("migrate", help="upgrade the database schema")
+    mig.add_argument("revision", nargs="?", default="head")
+    mig.set_defaults(func=cmd_migrate)
+
+    seed = sub.add_parser("seed", help="create the verticals that ship with the exchange")
+    seed.set_defaults(func=cmd_seed)
+
+    admin = sub.add_parser("admin", help="operator keys")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    create_key = admin_sub.add_parser("create-key", help="create an operator key (first run)")
+    create_key.add_argument("--name", default="admin")
+    create_key.add_argument("--operator", default="Operator", help="operator name if none yet")
+    create_key.set_defaults(func=cmd_admin_key)
+
+    party = sub.add_parser("party", help="parties (suppliers, buyers, teams, agents, finance)")
+    party_sub = party.add_subparsers(dest="party_command", required=True)
+    pcreate = party_sub.add_parser("create", help="create a party and its first key")
+    pcreate.add_argument("--kind", required=True, choices=["operator", "supplier", "buyer", "team", "agent", "finance"])
+    pcreate.add_argument("--name", required=True)
+    pcreate.add_argument("--timezone", default="UTC")
+    pcreate.add_argument("--team-id", help="for agents: the team's id")
+    pcreate.set_defaults(func=cmd_party_create)
+
+    key = sub.add_parser("key", help="API keys")
+    key_sub = key.add_subparsers(dest="key_command", required=True)
+    revoke = key_sub.add_parser("revoke", help="revoke a key by its prefix")
+    revoke.add_argument("prefix")
+    revoke.set_defaults(func=cmd_key_revoke)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"settings error: {exc}", file=sys.stderr)
+        return 2
+    from exchange.logs import configure_logging
+
+    configure_logging(settings)
+    try:
+        return int(args.func(settings, args))
+    except Exception as exc:  # a person reads this: say what failed, not a traceback
+        from exchange.errors import ApiError
+
+        if isinstance(exc, ApiError):
+            detail = "; ".join(f"{f.path}: {f.reason}" for f in exc.body.fields or [])
+            print(f"error: {exc.body.message}" + (f" ({detail})" if detail else ""), file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

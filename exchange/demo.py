@@ -1,0 +1,146 @@
+"""Demo data and simulated supplier traffic, so `make run` shows the exchange working at once."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from exchange.intake.fields import FieldFormat, FieldSpec
+from exchange.settings import Settings
+
+log = logging.getLogger("exchange.demo")
+
+DEMO_SUPPLIER_NAME = "Demo supplier"
+DEMO_KEY_FILE = "demo_supplier_key"
+TRAFFIC_START_DELAY_S = 2.0
+TRAFFIC_TIMEOUT_S = 10.0
+DEMO_ZIPS = [
+    ("10001", "NY"), ("11201", "NY"), ("94103", "CA"), ("90012", "CA"), ("73301", "TX"),
+    ("77002", "TX"), ("33101", "FL"), ("60601", "IL"), ("85004", "AZ"), ("98101", "WA"),
+    ("80202", "CO"), ("30303", "GA"), ("02108", "MA"), ("19103", "PA"), ("97201", "OR"),
+]  # fmt: skip
+FIRST_NAMES = ["Ana", "Ben", "Chloe", "Dev", "Elena", "Femi", "Grace", "Hiro", "Ines", "Jamal"]
+LAST_NAMES = ["Garcia", "Smith", "Nguyen", "Okafor", "Kim", "Rossi", "Patel", "Cohen", "Silva"]
+# Exchange numbers in NANP's 2xx-9xx ranges that phonenumbers accepts as valid.
+AREA_CODES = ["212", "415", "512", "305", "312", "602", "206", "303", "404", "617"]
+
+
+async def ensure_demo_supplier(conn: AsyncConnection, settings: Settings) -> str | None:
+    """The demo supplier and its key (kept under var/ so every `make run` can print it)."""
+    from exchange.auth.parties import PartyIn, PartyKind, create_party, issue_key
+    from exchange.store.tables import parties
+
+    key_path = Path(settings.var_dir) / DEMO_KEY_FILE
+    row = (
+        await conn.execute(
+            sa.select(parties.c.id).where(
+                parties.c.kind == PartyKind.SUPPLIER.value, parties.c.name == DEMO_SUPPLIER_NAME
+            )
+        )
+    ).first()
+    if row is not None and key_path.exists():
+        return key_path.read_text().strip()
+    party_id = row.id if row else (
+        await create_party(conn, PartyIn(kind=PartyKind.SUPPLIER, name=DEMO_SUPPLIER_NAME))
+    ).id
+    key = await issue_key(conn, party_id, "demo")
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.key + "\n")
+    return key.key
+
+
+def fake_value(spec: FieldSpec, rng: random.Random, zip_state: tuple[str, str]) -> Any:
+    fmt = spec.format
+    if fmt is FieldFormat.ZIP:
+        return zip_state[0]
+    if fmt is FieldFormat.STATE:
+        return zip_state[1]
+    if fmt is FieldFormat.PHONE:
+        return f"({rng.choice(AREA_CODES)}) {rng.randint(200, 999)}-{rng.randint(1000, 9999)}"
+    if fmt is FieldFormat.EMAIL:
+        return f"demo.{rng.getrandbits(40):x}@example.com"
+    if fmt is FieldFormat.DATE:
+        start = dt.date(1950, 1, 1)
+        return (start + dt.timedelta(days=rng.randint(0, 365 * 50))).isoformat()
+    if fmt is FieldFormat.ENUM:
+        return rng.choice(spec.choices or [""])
+    if fmt is FieldFormat.BOOLEAN:
+        return rng.random() < 0.7
+    if fmt in (FieldFormat.INTEGER, FieldFormat.MONEY):
+        low = spec.minimum if spec.minimum is not None else 0
+        high = spec.maximum if spec.maximum is not None else 1000
+        value = rng.randint(low, min(high, low + 500 if fmt is FieldFormat.INTEGER else low + 50_000))
+        return value if fmt is FieldFormat.INTEGER else f"{value // 100}.{value % 100:02d}"
+    if spec.name == "first_name":
+        return rng.choice(FIRST_NAMES)
+    if spec.name == "last_name":
+        return rng.choice(LAST_NAMES)
+    return f"{spec.label or spec.name} {rng.randint(1, 99)}"
+
+
+def fake_lead(vertical_slug: str, fields: list[FieldSpec], rng: random.Random) -> dict[str, Any]:
+    zip_state = rng.choice(DEMO_ZIPS)
+    values = {
+        spec.name: fake_value(spec, rng, zip_state)
+        for spec in fields
+        if spec.required_on_post or rng.random() < 0.6
+    }
+    return {
+        "vertical": vertical_slug,
+        "fields": values,
+        "source": rng.choice(["google", "facebook", "tiktok", "native"]),
+        "sub_ids": {"sub1": f"camp-{rng.randint(1, 9)}"},
+        "consent": {
+            "tcpa_text": "By clicking Submit I agree to be contacted by up to 4 partners...",
+            "ip_address": f"203.0.113.{rng.randint(1, 254)}",
+            "user_agent": "Mozilla/5.0 (demo)",
+            "landing_page_url": "https://quotes.example.com/start",
+        },
+    }
+
+
+async def traffic(settings: Settings, base_url: str, key: str) -> None:
+    """Post a fake lead every few seconds, forever (until the app stops)."""
+    rng = random.Random()
+    interval_s = 60.0 / max(settings.demo_leads_per_minute, 1)
+    headers = {"Authorization": f"Bearer {key}"}
+    await asyncio.sleep(TRAFFIC_START_DELAY_S)
+    timeout = aiohttp.ClientTimeout(total=TRAFFIC_TIMEOUT_S)
+    async with aiohttp.ClientSession(base_url, headers=headers, timeout=timeout) as http:
+        verticals: list[tuple[str, list[FieldSpec]]] = []
+        while True:
+            try:
+                if not verticals:
+                    async with http.get("/v1/verticals") as resp:
+                        import msgspec
+
+                        data = await resp.read()
+                        items = msgspec.json.decode(data)
+                        verticals = [
+                            (v["slug"], msgspec.convert(v["fields"], list[FieldSpec]))
+                            for v in items
+                            if v["active"]
+                        ]
+                slug, fields = rng.choice(verticals)
+                async with http.post("/v1/leads", json=fake_lead(slug, fields, rng)) as resp:
+                    body = await resp.json()
+                    if resp.status == 201:
+                        log.info("demo lead accepted", extra={"lead_id": body["lead_id"], "vertical": slug})
+                    else:
+                        log.info("demo lead refused", extra={"status": resp.status, "code": body["error"]["code"]})
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the demo must never take the exchange down
+                log.warning("demo traffic error: %s", exc)
+            await asyncio.sleep(rng.expovariate(1 / interval_s))

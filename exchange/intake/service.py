@@ -1,0 +1,322 @@
+"""Accepting a lead: validate, claim its duplicate keys, store it, remember the answer.
+
+Everything a lead writes happens in one transaction, so an error at any step leaves nothing
+behind: no lead, no PII, no duplicate key, no idempotency record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import uuid
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from exchange.auth.parties import Principal
+from exchange.errors import ApiError, FieldProblem, validation_error
+from exchange.intake import verticals
+from exchange.intake.messages import Consent, LeadIn, LeadOut, LeadView, SubIds
+from exchange.intake.validate import Limits, Stage, ValidLead, validate_lead
+from exchange.settings import Settings
+from exchange.store.db import Database
+from exchange.ids import new_id
+from exchange.store.tables import dedupe_keys, idempotency_keys, lead_pii, leads
+from exchange.store.tables import verticals as verticals_table
+
+LEAD_STATUS_UNSOLD = "unsold"
+IDEMPOTENCY_REPLAY_HEADER = "Idempotent-Replayed"
+
+def _enc_hook(obj: object) -> object:
+    # datetime subclasses (freezegun's FakeDatetime in tests) are not native to msgspec.
+    if isinstance(obj, dt.datetime):
+        return obj.isoformat()
+    raise NotImplementedError(f"cannot encode {type(obj).__name__}")
+
+
+_encode = msgspec.json.Encoder(enc_hook=_enc_hook).encode
+
+
+class Accepted(msgspec.Struct, frozen=True):
+    status_code: int
+    body: bytes
+    replayed: bool
+
+
+class _Duplicate(Exception):
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
+class _KeyTaken(Exception):
+    """Another request with the same idempotency key committed first."""
+
+
+def limits_of(settings: Settings) -> Limits:
+    return Limits(
+        text_max_chars=settings.text_max_chars,
+        consent_text_max_chars=settings.consent_text_max_chars,
+        url_max_chars=settings.url_max_chars,
+        max_fields_per_lead=settings.max_fields_per_lead,
+    )
+
+
+def dedupe_hash(secret: str, kind: str, value: str) -> str:
+    """A keyed hash: the table never holds a phone or email an attacker could reverse."""
+    return hmac.new(secret.encode(), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def request_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+async def accept_lead(
+    db: Database,
+    settings: Settings,
+    supplier: Principal,
+    lead_in: LeadIn,
+    *,
+    body: bytes,
+    idempotency_key: str | None,
+) -> Accepted:
+    if idempotency_key is not None:
+        check_idempotency_key(idempotency_key, settings)
+        async with db.read() as conn:
+            replay = await _replay(conn, supplier.party_id, idempotency_key, request_hash(body))
+        if replay is not None:
+            return replay
+
+    async with db.read() as conn:
+        vertical = await verticals.get(conn, lead_in.vertical)
+    if vertical is None or not vertical.active:
+        raise validation_error(
+            [FieldProblem("vertical", f"no active vertical named {lead_in.vertical!r}")]
+        )
+    result = validate_lead(vertical.fields, lead_in, Stage.POST, limits_of(settings))
+    if isinstance(result, list):
+        raise validation_error(result)
+
+    try:
+        return await _store(db, settings, supplier, vertical, lead_in, result, body, idempotency_key)
+    except _KeyTaken:
+        assert idempotency_key is not None
+        async with db.read() as conn:
+            replay = await _replay(conn, supplier.party_id, idempotency_key, request_hash(body))
+        if replay is None:  # pragma: no cover - the winner committed, so its row is there
+            raise ApiError(409, "idempotency_in_progress", "retry this request") from None
+        return replay
+    except _Duplicate as dup:
+        raise ApiError(
+            409,
+            "duplicate",
+            f"a lead with this {dup.path.split('.')[-1]} was accepted in this vertical "
+            f"within the last {vertical.dedupe_window_days} days",
+            fields=[FieldProblem(dup.path, "duplicate")],
+        ) from None
+
+
+def check_idempotency_key(key: str, settings: Settings) -> None:
+    if not key or len(key) > settings.idempotency_key_max_chars or not key.isprintable():
+        raise ApiError(
+            422,
+            "validation_failed",
+            "bad Idempotency-Key header",
+            fields=[
+                FieldProblem(
+                    "headers.Idempotency-Key",
+                    f"1 to {settings.idempotency_key_max_chars} printable characters",
+                )
+            ],
+        )
+
+
+async def _replay(
+    conn: AsyncConnection, party_id: uuid.UUID, key: str, body_hash: str
+) -> Accepted | None:
+    row = (
+        await conn.execute(
+            sa.select(
+                idempotency_keys.c.request_hash,
+                idempotency_keys.c.status_code,
+                idempotency_keys.c.response,
+            ).where(idempotency_keys.c.party_id == party_id, idempotency_keys.c.key == key)
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.request_hash != body_hash:
+        raise ApiError(
+            422,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request body",
+            fields=[FieldProblem("headers.Idempotency-Key", "already used for another request")],
+        )
+    return Accepted(status_code=row.status_code, body=row.response, replayed=True)
+
+
+def _insert(conn: AsyncConnection, table: sa.Table):  # type: ignore[no-untyped-def]
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+async def _claim_dedupe_key(
+    conn: AsyncConnection,
+    vertical_id: uuid.UUID,
+    key_hash: str,
+    lead_id: uuid.UUID,
+    now: dt.datetime,
+    window: dt.timedelta,
+) -> bool:
+    """Claim the key unless a lead took it within the window. One atomic statement.
+
+    On PostgreSQL a concurrent claimant blocks on the row until the first commits, then sees
+    its fresh timestamp and loses; on SQLite the write lock serialises them outright.
+    """
+    stmt = _insert(conn, dedupe_keys).values(
+        vertical_id=vertical_id, key_hash=key_hash, lead_id=lead_id, accepted_at=now
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[dedupe_keys.c.vertical_id, dedupe_keys.c.key_hash],
+        set_={"lead_id": lead_id, "accepted_at": now},
+        where=dedupe_keys.c.accepted_at <= now - window,
+    ).returning(dedupe_keys.c.lead_id)
+    return (await conn.execute(stmt)).first() is not None
+
+
+async def _store(
+    db: Database,
+    settings: Settings,
+    supplier: Principal,
+    vertical: verticals.Vertical,
+    lead_in: LeadIn,
+    lead: ValidLead,
+    body: bytes,
+    idempotency_key: str | None,
+) -> Accepted:
+    now = dt.datetime.now(dt.timezone.utc)
+    lead_id = new_id()
+    out = LeadOut(
+        lead_id=lead_id,
+        status=LEAD_STATUS_UNSOLD,
+        vertical=vertical.slug,
+        created_at=now,
+        test=lead_in.test,
+    )
+    response = _encode(out)
+    async with db.write() as conn:
+        if idempotency_key is not None:
+            # First, so a concurrent twin waits here and then replays our answer instead of
+            # racing us into the duplicate check.
+            claimed = await conn.execute(
+                _insert(conn, idempotency_keys)
+                .values(
+                    party_id=supplier.party_id,
+                    key=idempotency_key,
+                    request_hash=request_hash(body),
+                    status_code=201,
+                    response=response,
+                    created_at=now,
+                )
+                .on_conflict_do_nothing()
+                .returning(idempotency_keys.c.key)
+            )
+            if claimed.first() is None:
+                raise _KeyTaken()
+        # Test leads exercise the pipe without consuming a person's duplicate window.
+        if vertical.dedupe_window_days > 0 and not lead_in.test:
+            window = dt.timedelta(days=vertical.dedupe_window_days)
+            for path, kind, value in _dedupe_values(vertical, lead):
+                key = dedupe_hash(settings.secret_key, kind, value)
+                if not await _claim_dedupe_key(conn, vertical.id, key, lead_id, now, window):
+                    raise _Duplicate(path)
+        await conn.execute(
+            leads.insert().values(
+                id=lead_id,
+                vertical_id=vertical.id,
+                vertical_version=vertical.version,
+                supplier_id=supplier.party_id,
+                status=LEAD_STATUS_UNSOLD,
+                test=lead_in.test,
+                source=lead_in.source,
+                sub_ids=msgspec.to_builtins(lead_in.sub_ids) if lead_in.sub_ids else None,
+                fields=lead.fields,
+                consent=msgspec.to_builtins(lead.consent) if lead.consent else None,
+                created_at=now,
+            )
+        )
+        if lead.pii:
+            await conn.execute(lead_pii.insert().values(lead_id=lead_id, pii=lead.pii))
+    return Accepted(status_code=201, body=response, replayed=False)
+
+
+def _dedupe_values(vertical: verticals.Vertical, lead: ValidLead) -> list[tuple[str, str, str]]:
+    values = []
+    if lead.phone is not None:
+        values.append((_path_of(vertical, lead.phone, lead), "phone", lead.phone))
+    if lead.email is not None:
+        values.append((_path_of(vertical, lead.email, lead), "email", lead.email))
+    return values
+
+
+def _path_of(vertical: verticals.Vertical, value: str, lead: ValidLead) -> str:
+    for spec in vertical.fields:
+        if lead.pii.get(spec.name, lead.fields.get(spec.name)) == value:
+            return f"fields.{spec.name}"
+    return "fields"
+
+
+async def get_lead(conn: AsyncConnection, lead_id: uuid.UUID, *, with_pii: bool) -> LeadView | None:
+    query = (
+        sa.select(leads, verticals_table.c.slug)
+        .join(verticals_table, verticals_table.c.id == leads.c.vertical_id)
+        .where(leads.c.id == lead_id)
+    )
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    pii = None
+    if with_pii:
+        pii_row = (
+            await conn.execute(sa.select(lead_pii.c.pii).where(lead_pii.c.lead_id == lead_id))
+        ).first()
+        pii = pii_row.pii if pii_row else {}
+    return _view(row, pii)
+
+
+async def list_leads(
+    conn: AsyncConnection,
+    *,
+    supplier_id: uuid.UUID | None,
+    limit: int,
+    after: uuid.UUID | None,
+) -> list[LeadView]:
+    query = (
+        sa.select(leads, verticals_table.c.slug)
+        .join(verticals_table, verticals_table.c.id == leads.c.vertical_id)
+        .order_by(leads.c.id)
+        .limit(limit)
+    )
+    if supplier_id is not None:
+        query = query.where(leads.c.supplier_id == supplier_id)
+    if after is not None:
+        query = query.where(leads.c.id > after)
+    return [_view(row, None) for row in await conn.execute(query)]
+
+
+def _view(row: sa.Row, pii: dict | None) -> LeadView:
+    return LeadView(
+        lead_id=row.id,
+        status=row.status,
+        vertical=row.slug,
+        supplier_id=row.supplier_id,
+        created_at=row.created_at,
+        fields=row.fields,
+        pii=pii,
+        source=row.source,
+        sub_ids=msgspec.convert(row.sub_ids, SubIds) if row.sub_ids else None,
+        consent=msgspec.convert(row.consent, Consent) if row.consent else None,
+        test=row.test,
+    )

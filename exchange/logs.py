@@ -1,0 +1,72 @@
+"""Structured logs: one JSON object per line in production, readable lines on a terminal.
+
+Extra fields given with ``extra={...}`` are kept. Keys that could carry secrets or PII are
+redacted before a record is written, whoever logged it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from typing import Any
+
+import msgspec
+
+from exchange.settings import Settings
+
+REDACTED = "[redacted]"
+SENSITIVE_KEYS = frozenset(
+    {"authorization", "x-api-key", "api_key", "key", "secret", "password", "token", "pii",
+     "phone", "email", "first_name", "last_name", "address"}
+)  # fmt: skip
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message"}
+_encode = msgspec.json.Encoder(enc_hook=str).encode
+
+
+def redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if str(k).lower() in SENSITIVE_KEYS else redact(v) for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    return value
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        entry.update(redact(_extras(record)))
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return _encode(entry).decode()
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extras = redact(_extras(record))
+        if extras:
+            line += " " + " ".join(f"{k}={v}" for k, v in extras.items())
+        return line
+
+
+def configure_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_json:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)-5s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.upper())

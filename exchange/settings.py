@@ -1,0 +1,152 @@
+"""Settings, read once from the environment.
+
+Every setting is an ``EXCHANGE_``-prefixed environment variable; ``docs/settings.md`` lists them
+all. Limits carry their unit in the name (``max_body_bytes``, ``ping_timeout_ms``) so a reader
+never has to guess.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import msgspec
+
+ENV_PREFIX = "EXCHANGE_"
+DEFAULT_VAR_DIR = "var"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the exchange cannot use."""
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    # Storage and broker. SQLite plus an in-process worker is the embedded default; a
+    # postgresql+psycopg:// URL and a redis:// URL switch to the production engines.
+    database_url: str = f"sqlite+aiosqlite:///{DEFAULT_VAR_DIR}/exchange.db"
+    redis_url: str | None = None
+    database_pool_size: int = 10
+    database_pool_overflow: int = 10
+    database_timeout_s: int = 10
+
+    # HTTP server.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    http_workers: int = 1
+
+    # Secret for HMAC of dedupe keys and request signatures. Generated and kept under var/
+    # when unset, so the embedded default needs no setup; set it in production.
+    secret_key: str = ""
+    var_dir: str = DEFAULT_VAR_DIR
+
+    # Limits on everything a client controls.
+    max_body_bytes: int = 64 * 1024
+    max_fields_per_lead: int = 100
+    text_max_chars: int = 1_000
+    consent_text_max_chars: int = 10_000
+    url_max_chars: int = 2_048
+    idempotency_key_max_chars: int = 255
+    page_size_default: int = 50
+    page_size_max: int = 500
+    vertical_fields_max: int = 200
+
+    # Lifetimes.
+    idempotency_ttl_hours: int = 24
+    # How often each API process enqueues housekeeping (purge_expired); 0 turns it off.
+    maintenance_interval_s: int = 3600
+
+    # Logging.
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    # Demo data and simulated traffic for `make run`.
+    demo: bool = False
+    demo_leads_per_minute: int = 30
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def sync_database_url(self) -> str:
+        """The URL for synchronous tools (Alembic): same database, blocking driver."""
+        if self.database_url.startswith("sqlite+aiosqlite"):
+            return self.database_url.replace("sqlite+aiosqlite", "sqlite", 1)
+        return self.database_url  # postgresql+psycopg serves both modes
+
+
+def _coerce(name: str, raw: str, kind: Any) -> Any:
+    text = raw.strip()
+    try:
+        if kind is bool:
+            lowered = text.lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(f"expected true/false, got {raw!r}")
+        if kind is int:
+            return int(text)
+        return text or None if kind == (str | None) else text
+    except ValueError as exc:
+        raise SettingsError(f"{ENV_PREFIX}{name.upper()}: {exc}") from exc
+
+
+def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from the environment (or ``env``), then apply ``overrides``."""
+    source = os.environ if env is None else env
+    hints = get_type_hints(Settings)
+    values: dict[str, Any] = {}
+    for name in Settings.__struct_fields__:
+        raw = source.get(f"{ENV_PREFIX}{name.upper()}")
+        if raw is not None:
+            values[name] = _coerce(name, raw, hints[name])
+    values.update(overrides)
+    normalized = _normalize_database_url(values.get("database_url"))
+    if normalized:
+        values["database_url"] = normalized
+    settings = Settings(**values)
+    _check(settings)
+    if not settings.secret_key:
+        settings = msgspec.structs.replace(settings, secret_key=_var_secret(settings.var_dir))
+    return settings
+
+
+def _normalize_database_url(url: str | None) -> str | None:
+    """Accept the URLs people paste (postgres://, postgresql://) and pick our drivers."""
+    if not url:
+        return None
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    return url
+
+
+def _check(settings: Settings) -> None:
+    url = settings.database_url
+    if not (url.startswith("sqlite+aiosqlite://") or url.startswith("postgresql+psycopg://")):
+        raise SettingsError(
+            f"{ENV_PREFIX}DATABASE_URL must be sqlite:///path or postgresql://..., got {url!r}"
+        )
+    for name in ("max_body_bytes", "page_size_max", "page_size_default", "text_max_chars"):
+        if getattr(settings, name) <= 0:
+            raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be positive")
+    if settings.page_size_default > settings.page_size_max:
+        raise SettingsError(f"{ENV_PREFIX}PAGE_SIZE_DEFAULT exceeds {ENV_PREFIX}PAGE_SIZE_MAX")
+
+
+def _var_secret(var_dir: str) -> str:
+    """A secret generated once and kept in ``var/secret_key`` (mode 0600)."""
+    path = Path(var_dir) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret + "\n")
+    return secret

@@ -1,0 +1,1 @@
+"""Background work: the Dramatiq broker, actors and the in-process worker."""

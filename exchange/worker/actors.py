@@ -1,0 +1,34 @@
+"""Dramatiq actors. Each is idempotent: Dramatiq delivers at least once."""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+
+from exchange.worker import maintenance, runtime
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_QUEUE = "maintenance"
+MAINTENANCE_MAX_RETRIES = 3
+MAINTENANCE_TIME_LIMIT_MS = 60_000
+
+purge_expired: dramatiq.Actor | None = None
+
+
+def declare(broker: dramatiq.Broker) -> None:
+    global purge_expired
+
+    async def _purge_expired() -> None:
+        counts = await maintenance.purge_expired(runtime.db(), runtime.settings())
+        log.info("purged expired rows", extra={"counts": counts})
+
+    purge_expired = dramatiq.actor(
+        _purge_expired,
+        actor_name="purge_expired",
+        queue_name=MAINTENANCE_QUEUE,
+        broker=broker,
+        max_retries=MAINTENANCE_MAX_RETRIES,
+        time_limit=MAINTENANCE_TIME_LIMIT_MS,
+    )

@@ -1,0 +1,62 @@
+"""Choosing the Dramatiq broker from settings.
+
+With ``EXCHANGE_REDIS_URL`` the Redis broker carries messages between any number of API and
+``exchange worker`` processes. Without it, an in-memory broker and a worker thread inside the
+API process do the same work: nothing is lost on restart because everything that must happen
+is recorded in the database first (outbox) and re-sent by a sweeper.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware.asyncio import AsyncIO
+
+from exchange.settings import Settings
+
+REDIS_NAMESPACE = "exchange"
+_lock = threading.Lock()
+_configured: dramatiq.Broker | None = None
+_configured_url: str | None = None
+
+
+def setup_broker(settings: Settings) -> dramatiq.Broker:
+    """Create the broker, make it global, and declare the actors on it.
+
+    Once per process in production; tests switch between an in-memory and a Redis broker, so
+    a different Redis URL builds a new broker. The actors' runtime always takes ``settings``.
+    """
+    global _configured, _configured_url
+    from exchange.worker import actors, runtime
+
+    with _lock:
+        runtime.configure(settings)
+        if _configured is not None and _configured_url == settings.redis_url:
+            return _configured
+        broker: dramatiq.Broker
+        if settings.redis_url:
+            broker = RedisBroker(url=settings.redis_url, namespace=REDIS_NAMESPACE)
+        else:
+            broker = StubBroker()
+            broker.emit_after("process_boot")
+        broker.add_middleware(AsyncIO())
+        dramatiq.set_broker(broker)
+        actors.declare(broker)
+        _configured, _configured_url = broker, settings.redis_url
+        return broker
+
+
+def reset_broker() -> None:
+    """Forget the configured broker (tests switch between brokers)."""
+    global _configured, _configured_url
+    with _lock:
+        _configured, _configured_url = None, None
+
+
+def check_broker(broker: dramatiq.Broker) -> None:
+    """Raise if the broker cannot be reached."""
+    if isinstance(broker, RedisBroker):
+        broker.client.ping()

@@ -1,0 +1,31 @@
+"""Housekeeping: forget idempotency answers and duplicate keys once they can no longer matter."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+from exchange.settings import Settings
+from exchange.store.db import Database
+from exchange.store.tables import dedupe_keys, idempotency_keys, verticals
+
+
+async def purge_expired(db: Database, settings: Settings) -> dict[str, int]:
+    now = dt.datetime.now(dt.timezone.utc)
+    async with db.write() as conn:
+        idem = await conn.execute(
+            idempotency_keys.delete().where(
+                idempotency_keys.c.created_at < now - dt.timedelta(hours=settings.idempotency_ttl_hours)
+            )
+        )
+        removed_keys = 0
+        for row in await conn.execute(sa.select(verticals.c.id, verticals.c.dedupe_window_days)):
+            result = await conn.execute(
+                dedupe_keys.delete().where(
+                    dedupe_keys.c.vertical_id == row.id,
+                    dedupe_keys.c.accepted_at <= now - dt.timedelta(days=row.dedupe_window_days),
+                )
+            )
+            removed_keys += result.rowcount
+    return {"idempotency_keys": idem.rowcount, "dedupe_keys": removed_keys}

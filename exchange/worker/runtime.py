@@ -1,0 +1,37 @@
+"""What actors need at run time: settings and a database bound to the worker's event loop.
+
+Dramatiq's AsyncIO middleware runs async actors on its own event loop thread, so the worker
+keeps its own connection pool rather than borrowing the API's: pooled connections belong to
+the loop that opened them, and a restarted worker gets a new loop, hence a new pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from exchange.settings import Settings
+from exchange.store.db import Database
+
+_settings: Settings | None = None
+_db: tuple[asyncio.AbstractEventLoop, Database] | None = None
+
+
+def configure(settings: Settings) -> None:
+    global _settings, _db
+    _settings = settings
+    _db = None
+
+
+def settings() -> Settings:
+    if _settings is None:
+        raise RuntimeError("worker runtime not configured: call setup_broker(settings) first")
+    return _settings
+
+
+def db() -> Database:
+    """The database for the running loop (call from inside an async actor)."""
+    global _db
+    loop = asyncio.get_running_loop()
+    if _db is None or _db[0] is not loop or _db[1].settings is not settings():
+        _db = (loop, Database(settings()))
+    return _db[1]
