@@ -121,5 +121,9 @@ def check_spec(spec: VerticalSpec, *, fields_max: int) -> list[SpecProblem]:
 
 # Names the lead envelope already uses; a vertical field by these names would be ambiguous.
 RESERVED_FIELD_NAMES = frozenset(
-    {"id", "lead_id", "ping_id", "vertical", "source", "sub_ids", "consent", "test", "status"}
+    {
+        "id", "lead_id", "ping_id", "vertical", "source", "sub_ids", "consent", "test", "status",
+        # campaign filters report an expression filter as `filtered:expression`
+        "expression",
+    }  # fmt: skip
 )

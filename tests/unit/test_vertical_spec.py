@@ -145,9 +145,10 @@ def test_reserved_field_names(name):
     ]
 
 
-def test_reserved_names_are_the_envelope_keys():
+def test_reserved_names_are_the_envelope_keys_and_expression():
     assert RESERVED_FIELD_NAMES == {
-        "id", "lead_id", "ping_id", "vertical", "source", "sub_ids", "consent", "test", "status"
+        "id", "lead_id", "ping_id", "vertical", "source", "sub_ids", "consent", "test", "status",
+        "expression",
     }
 
 
