@@ -67,6 +67,10 @@ verticals = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # The exchange's default margin for this vertical (exchange.auction.MarginRule) and how
+    # its auction runs (free_pick or tiers); suppliers may override both.
+    sa.Column("margin", JSONType, nullable=True),
+    sa.Column("auction_mode", sa.String(16), nullable=False, server_default="free_pick"),
 )
 
 leads = sa.Table(
@@ -84,6 +88,8 @@ leads = sa.Table(
     sa.Column("fields", JSONType, nullable=False),
     sa.Column("consent", JSONType, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("ping_id", sa.Uuid, nullable=True, unique=True),  # one lead per ping, ever
+    sa.Column("sold_count", sa.Integer, nullable=False, server_default="0"),
     sa.Index(None, "supplier_id", "created_at"),
     sa.Index(None, "vertical_id", "created_at"),
     sa.Index(None, "status", "created_at"),
@@ -119,4 +125,131 @@ idempotency_keys = sa.Table(
     sa.Column("response", sa.LargeBinary, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Index(None, "created_at"),
+)
+
+
+# --- The auction -----------------------------------------------------------------------------
+
+# An advertiser's buy order. Rules (filters, schedule, caps) are JSON in the shapes of
+# exchange.matching; what the index and the auction sort by has columns of its own.
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("buyer_id", sa.Uuid, sa.ForeignKey("parties.id"), nullable=False),
+    sa.Column("vertical_id", sa.Uuid, sa.ForeignKey("verticals.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("tier", sa.Integer, nullable=False),
+    sa.Column("price_mode", sa.String(8), nullable=False),
+    sa.Column("fixed_price_minor", sa.BigInteger, nullable=True),
+    sa.Column("floor_minor", sa.BigInteger, nullable=False),
+    sa.Column("max_sells", sa.Integer, nullable=False),
+    sa.Column("filters", JSONType, nullable=False),
+    sa.Column("schedule", JSONType, nullable=True),
+    sa.Column("caps", JSONType, nullable=False),
+    # Where and how to ping and post (exchange.delivery.BuyerEndpoints); null: fixed price,
+    # delivered by the exchange's own outbox only.
+    sa.Column("endpoints", JSONType, nullable=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index(None, "vertical_id", "active"),
+    sa.Index(None, "buyer_id"),
+)
+
+# Money terms of a buyer. Balance and credit are here until the ledger owns them; one function
+# (exchange.auction.funds) reads them, so the ledger can take over without touching callers.
+buyer_accounts = sa.Table(
+    "buyer_accounts",
+    metadata,
+    sa.Column("buyer_id", sa.Uuid, sa.ForeignKey("parties.id"), primary_key=True),
+    sa.Column("balance_minor", sa.BigInteger, nullable=False),
+    sa.Column("credit_limit_minor", sa.BigInteger, nullable=False),
+    sa.Column("margin", JSONType, nullable=True),  # overrides the vertical's margin
+    sa.Column("penalty_bps", sa.Integer, nullable=False),
+    sa.Column("last_won_at", UTCDateTime, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+supplier_terms = sa.Table(
+    "supplier_terms",
+    metadata,
+    sa.Column("supplier_id", sa.Uuid, sa.ForeignKey("parties.id"), primary_key=True),
+    sa.Column("margin", JSONType, nullable=True),  # overrides buyer and vertical margins
+    sa.Column("min_payout_minor", sa.BigInteger, nullable=False),
+    sa.Column("auction_mode", sa.String(16), nullable=True),  # null: the vertical's mode
+    sa.Column("pings_per_second", sa.Integer, nullable=False),  # 0: unlimited
+    sa.Column("ping_burst", sa.Integer, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# One row per (campaign, cap window): leads and spend held or sold in that window. A single
+# guarded UPDATE moves it, so no window ever exceeds its cap, whatever the concurrency.
+cap_counters = sa.Table(
+    "cap_counters",
+    metadata,
+    sa.Column("campaign_id", sa.Uuid, sa.ForeignKey("campaigns.id"), primary_key=True),
+    sa.Column("window_key", sa.String(64), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("spend_minor", sa.BigInteger, nullable=False),
+)
+
+# A ping: the non-PII fields, the offer made, and until when it holds.
+pings = sa.Table(
+    "pings",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("supplier_id", sa.Uuid, sa.ForeignKey("parties.id"), nullable=False),
+    sa.Column("vertical_id", sa.Uuid, sa.ForeignKey("verticals.id"), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # open, posted, expired, unmatched
+    sa.Column("test", sa.Boolean, nullable=False),
+    sa.Column("fields", JSONType, nullable=False),
+    sa.Column("offer", JSONType, nullable=True),  # ranked candidates and promised payouts
+    sa.Column("payout_minor", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("lead_id", sa.Uuid, nullable=True),
+    sa.Index(None, "status", "expires_at"),
+)
+
+# Capacity a ping holds in cap windows, released when it expires unposted.
+cap_holds = sa.Table(
+    "cap_holds",
+    metadata,
+    sa.Column("ping_id", sa.Uuid, sa.ForeignKey("pings.id"), primary_key=True),
+    sa.Column("campaign_id", sa.Uuid, sa.ForeignKey("campaigns.id"), primary_key=True),
+    sa.Column("window_key", sa.String(64), primary_key=True),
+    sa.Column("spend_minor", sa.BigInteger, nullable=False),
+)
+
+# A sale: one row per (lead, buyer). The unique key is the property "never twice to a buyer".
+sales = sa.Table(
+    "sales",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("lead_id", sa.Uuid, sa.ForeignKey("leads.id"), nullable=False),
+    sa.Column("campaign_id", sa.Uuid, sa.ForeignKey("campaigns.id"), nullable=False),
+    sa.Column("buyer_id", sa.Uuid, sa.ForeignKey("parties.id"), nullable=False),
+    sa.Column("supplier_id", sa.Uuid, sa.ForeignKey("parties.id"), nullable=False),
+    sa.Column("price_minor", sa.BigInteger, nullable=False),
+    sa.Column("payout_minor", sa.BigInteger, nullable=False),
+    sa.Column("margin_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("reference", sa.String(200), nullable=True),  # the buyer's own id for the lead
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("lead_id", "buyer_id"),
+    sa.Index(None, "buyer_id", "created_at"),
+    sa.Index(None, "campaign_id", "created_at"),
+)
+
+# Why each campaign did or did not get a lead: one compact row per ping or lead and stage.
+traces = sa.Table(
+    "traces",
+    metadata,
+    sa.Column("subject_id", sa.Uuid, primary_key=True),  # the ping id, or the lead id
+    sa.Column("stage", sa.String(8), primary_key=True),  # ping, post
+    sa.Column("decisions", JSONType, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
 )
