@@ -10,6 +10,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import dramatiq
 import msgspec
 from litestar import Litestar, MediaType, Request, Response
@@ -27,7 +28,10 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from exchange import __version__
 from exchange.api import ROUTES
+from exchange.auction import service as auction_service
+from exchange.auction.market import Market
 from exchange.auth.middleware import API_KEY_HEADER, ApiKeyMiddleware
+from exchange.intake.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from exchange.errors import ApiError, ErrorBody, ErrorResponse, FieldProblem
 from exchange.settings import Settings, load_settings
 from exchange.store.db import Database
@@ -154,6 +158,15 @@ async def _demo_traffic(settings: Settings) -> None:
     await demo.traffic(settings, base_url, key_path.read_text().strip())
 
 
+def _limiter(settings: Settings) -> RateLimiter:
+    """Across processes through Redis when there is one; in this process otherwise."""
+    if settings.redis_url:
+        import redis.asyncio
+
+        return RedisRateLimiter(redis.asyncio.Redis.from_url(settings.redis_url))
+    return MemoryRateLimiter()
+
+
 def create_app(settings: Settings | None = None, *, in_process_worker: bool = True) -> Litestar:
     settings = settings or load_settings()
 
@@ -162,6 +175,17 @@ def create_app(settings: Settings | None = None, *, in_process_worker: bool = Tr
         broker = setup_broker(settings)
         db = Database(settings)
         app.state.db = db
+        http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=settings.http_connections_max),
+            raise_for_status=False,
+        )
+        app.state.auction = auction_service.Context(
+            db=db,
+            settings=settings,
+            market=Market(db, settings.campaign_cache_ttl_ms),
+            http=http,
+            limiter=_limiter(settings),
+        )
         app.state.settings = settings
         app.state.broker = broker
         worker = None
@@ -180,6 +204,7 @@ def create_app(settings: Settings | None = None, *, in_process_worker: bool = Tr
                 task.cancel()
             if worker is not None:
                 worker.stop()
+            await http.close()
             await db.dispose()
 
     openapi = OpenAPIConfig(

@@ -52,6 +52,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     page_size_max: int = 500
     vertical_fields_max: int = 200
 
+    # The auction. Per-buyer ping timeouts are set on each endpoint; the deadline bounds the
+    # whole fan-out, so a supplier's ping is answered within it whatever buyers do.
+    auction_deadline_ms: int = 1_500
+    ping_ttl_ms: int = 120_000  # how long a supplier has to post an offered ping
+    campaign_cache_ttl_ms: int = 1_000  # other processes see campaign changes within this
+    http_connections_max: int = 200  # open connections to buyers, per process
+
     # Lifetimes.
     idempotency_ttl_hours: int = 24
     # How often each API process enqueues housekeeping (purge_expired); 0 turns it off.

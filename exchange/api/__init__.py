@@ -1,10 +1,22 @@
 """HTTP controllers, by who calls them. Controllers stay thin: parse, authorise, call a service."""
 
+from exchange.api.auction import ExplainController, PingController, PostController, TraceController
 from exchange.api.health import health
 from exchange.api.leads import LeadController
 from exchange.api.parties import KeyController, MeController, PartyController
 from exchange.api.verticals import VerticalController
 
-ROUTES = [health, MeController, PartyController, KeyController, VerticalController, LeadController]
+ROUTES = [
+    health,
+    MeController,
+    PartyController,
+    KeyController,
+    VerticalController,
+    LeadController,
+    PingController,
+    PostController,
+    TraceController,
+    ExplainController,
+]
 
 __all__ = ["ROUTES"]

@@ -13,7 +13,9 @@ from exchange.auth.middleware import allow
 from exchange.auth.parties import PartyKind, Principal
 from exchange.errors import forbidden, not_found
 from exchange.intake import service
-from exchange.intake.messages import LeadIn, LeadOut, LeadView
+from exchange.auction import service as auction
+from exchange.auction.messages import PostOut
+from exchange.intake.messages import LeadIn, LeadView
 
 
 class LeadController(Controller):
@@ -22,11 +24,13 @@ class LeadController(Controller):
 
     @post(
         guards=[allow(PartyKind.SUPPLIER)],
-        summary="Direct post: send a whole lead in one call",
+        summary="Direct post: send a whole lead in one call and sell it",
         description=(
-            "Validates the lead against its vertical, normalises it, rejects duplicates and "
-            "stores it. Send an `Idempotency-Key` header to make retries safe: the same key "
-            "and body return the first answer (with `Idempotent-Replayed: true`)."
+            "Validates the lead against its vertical, normalises it, rejects duplicates, runs "
+            "the auction (pinging live-bid buyers) and posts to the winner, falling back to the "
+            "next bid only while it still covers the payout. Send an `Idempotency-Key` header "
+            "to make retries safe: the same key and body return the first answer (with "
+            "`Idempotent-Replayed: true`)."
         ),
         responses={},
     )
@@ -35,16 +39,11 @@ class LeadController(Controller):
         request: Request,
         data: JSONBody[LeadIn],
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
-    ) -> Response[LeadOut]:
+    ) -> Response[PostOut]:
         principal: Principal = request.user
         body = await request.body()
-        accepted = await service.accept_lead(
-            db_of(request),
-            settings_of(request),
-            principal,
-            data,
-            body=body,
-            idempotency_key=idempotency_key,
+        accepted = await auction.direct_post(
+            request.app.state.auction, principal, data, body=body, idempotency_key=idempotency_key
         )
         headers = {service.IDEMPOTENCY_REPLAY_HEADER: "true"} if accepted.replayed else {}
         return Response(

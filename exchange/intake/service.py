@@ -109,13 +109,67 @@ async def accept_lead(
             raise ApiError(409, "idempotency_in_progress", "retry this request") from None
         return replay
     except _Duplicate as dup:
-        raise ApiError(
-            409,
-            "duplicate",
-            f"a lead with this {dup.path.split('.')[-1]} was accepted in this vertical "
-            f"within the last {vertical.dedupe_window_days} days",
-            fields=[FieldProblem(dup.path, "duplicate")],
-        ) from None
+        raise duplicate_error(vertical, dup.path) from None
+
+
+def duplicate_error(vertical: verticals.Vertical, path: str) -> ApiError:
+    return ApiError(
+        409,
+        "duplicate",
+        f"a lead with this {path.split('.')[-1]} was accepted in this vertical "
+        f"within the last {vertical.dedupe_window_days} days",
+        fields=[FieldProblem(path, "duplicate")],
+    )
+
+
+async def claim_duplicates(
+    conn: AsyncConnection,
+    settings: Settings,
+    vertical: verticals.Vertical,
+    lead: ValidLead,
+    lead_id: uuid.UUID,
+    now: dt.datetime,
+    *,
+    test: bool,
+) -> None:
+    """Claim the lead's phone and email in the vertical's window, or raise ``_Duplicate``.
+
+    Test leads exercise the pipe without consuming a person's duplicate window."""
+    if vertical.dedupe_window_days <= 0 or test:
+        return
+    window = dt.timedelta(days=vertical.dedupe_window_days)
+    for path, kind, value in _dedupe_values(vertical, lead):
+        key = dedupe_hash(settings.secret_key, kind, value)
+        if not await _claim_dedupe_key(conn, vertical.id, key, lead_id, now, window):
+            raise _Duplicate(path)
+
+
+async def find_duplicate(
+    conn: AsyncConnection,
+    settings: Settings,
+    vertical: verticals.Vertical,
+    lead: ValidLead,
+    now: dt.datetime,
+    *,
+    test: bool,
+) -> str | None:
+    """Read-only look-ahead of ``claim_duplicates``: the path of a duplicate field, if any.
+    Not authoritative (a twin may commit after it), only a way to skip pointless work."""
+    if vertical.dedupe_window_days <= 0 or test:
+        return None
+    cutoff = now - dt.timedelta(days=vertical.dedupe_window_days)
+    for path, kind, value in _dedupe_values(vertical, lead):
+        key = dedupe_hash(settings.secret_key, kind, value)
+        row = (
+            await conn.execute(
+                sa.select(dedupe_keys.c.accepted_at).where(
+                    dedupe_keys.c.vertical_id == vertical.id, dedupe_keys.c.key_hash == key
+                )
+            )
+        ).first()
+        if row is not None and row.accepted_at > cutoff:
+            return path
+    return None
 
 
 def check_idempotency_key(key: str, settings: Settings) -> None:
@@ -225,13 +279,7 @@ async def _store(
             )
             if claimed.first() is None:
                 raise _KeyTaken()
-        # Test leads exercise the pipe without consuming a person's duplicate window.
-        if vertical.dedupe_window_days > 0 and not lead_in.test:
-            window = dt.timedelta(days=vertical.dedupe_window_days)
-            for path, kind, value in _dedupe_values(vertical, lead):
-                key = dedupe_hash(settings.secret_key, kind, value)
-                if not await _claim_dedupe_key(conn, vertical.id, key, lead_id, now, window):
-                    raise _Duplicate(path)
+        await claim_duplicates(conn, settings, vertical, lead, lead_id, now, test=lead_in.test)
         await conn.execute(
             leads.insert().values(
                 id=lead_id,

@@ -1,0 +1,157 @@
+"""Atomic cap reservations.
+
+One counter row per (campaign, window). Reserving one lead is, per cap window, a single
+statement: insert the row at (1, price) or add (1, price) to it, but only while the result stays
+within the cap (``INSERT ... ON CONFLICT DO UPDATE ... WHERE guard RETURNING``). No row back
+means the cap would be exceeded. That is safe at READ COMMITTED on PostgreSQL (a concurrent
+updater waits for the row, then the guard is re-checked on the new value) and trivially on
+SQLite (one writer). A campaign's caps are reserved together inside a savepoint, so a breach
+of its week cap undoes the increment already made to its day cap.
+
+Counters include held capacity: a ping that offers a bid holds it until the post or expiry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from exchange.matching import reasons
+from exchange.matching.caps import Cap, CapBreach, Usage, window_key
+from exchange.store.tables import cap_counters
+
+
+class Hold(msgspec.Struct, frozen=True):
+    """What one reservation added to one window: to release it later."""
+
+    campaign_id: str
+    window_key: str
+    spend_minor: int
+
+
+def _insert(conn: AsyncConnection):  # type: ignore[no-untyped-def]
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(cap_counters)
+
+
+async def read_usage(
+    conn: AsyncConnection, wanted: Iterable[tuple[str, str]]
+) -> dict[str, dict[str, tuple[int, int]]]:
+    """Usage per campaign per window key, for the (campaign_id, window_key) pairs asked."""
+    pairs = list(wanted)
+    usage: dict[str, dict[str, tuple[int, int]]] = {}
+    if not pairs:
+        return usage
+    keys = [(uuid.UUID(c), k) for c, k in pairs]
+    query = sa.select(
+        cap_counters.c.campaign_id, cap_counters.c.window_key, cap_counters.c.count,
+        cap_counters.c.spend_minor,
+    ).where(sa.tuple_(cap_counters.c.campaign_id, cap_counters.c.window_key).in_(keys))  # fmt: skip
+    for row in await conn.execute(query):
+        usage.setdefault(str(row.campaign_id), {})[row.window_key] = (row.count, row.spend_minor)
+    return usage
+
+
+def windows(campaign_id: str, caps: Sequence[Cap], tz: str, now: dt.datetime) -> list[tuple[str, str]]:
+    return [(campaign_id, window_key(cap.window, tz, now)) for cap in caps]
+
+
+async def reserve(
+    conn: AsyncConnection,
+    campaign_id: str,
+    caps: Sequence[Cap],
+    tz: str,
+    price_minor: int,
+    now: dt.datetime,
+) -> list[Hold] | CapBreach:
+    """Hold one lead at ``price_minor`` in every cap window of the campaign, or nothing.
+
+    Call inside a write transaction; reserve several campaigns in a fixed order (by id) so
+    concurrent transactions lock rows in the same order and cannot deadlock.
+    """
+    if not caps:
+        return []
+    planned = sorted(
+        ((window_key(cap.window, tz, now), cap) for cap in caps), key=lambda item: item[0]
+    )
+    for key, cap in planned:  # a cap the lead alone would break needs no round trip
+        if cap.max_count is not None and cap.max_count < 1:
+            return CapBreach(reason=reasons.cap_reached(cap.window.value), window_key=key, used=0, limit=cap.max_count)
+        if cap.max_spend_minor is not None and price_minor > cap.max_spend_minor:
+            return CapBreach(
+                reason=reasons.budget_reached(cap.window.value), window_key=key, used=0,
+                limit=cap.max_spend_minor,
+            )  # fmt: skip
+    cid = uuid.UUID(campaign_id)
+    holds: list[Hold] = []
+    savepoint = await conn.begin_nested()
+    for key, cap in planned:
+        guard = sa.true()
+        if cap.max_count is not None:
+            guard = sa.and_(guard, cap_counters.c.count + 1 <= cap.max_count)
+        if cap.max_spend_minor is not None:
+            guard = sa.and_(guard, cap_counters.c.spend_minor + price_minor <= cap.max_spend_minor)
+        stmt = (
+            _insert(conn)
+            .values(campaign_id=cid, window_key=key, count=1, spend_minor=price_minor)
+            .on_conflict_do_update(
+                index_elements=[cap_counters.c.campaign_id, cap_counters.c.window_key],
+                set_={
+                    "count": cap_counters.c.count + 1,
+                    "spend_minor": cap_counters.c.spend_minor + price_minor,
+                },
+                where=guard,
+            )
+            .returning(cap_counters.c.count)
+        )
+        if (await conn.execute(stmt)).first() is None:
+            await savepoint.rollback()
+            row = (
+                await conn.execute(
+                    sa.select(cap_counters.c.count, cap_counters.c.spend_minor).where(
+                        cap_counters.c.campaign_id == cid, cap_counters.c.window_key == key
+                    )
+                )
+            ).first()
+            count, spend = (row.count, row.spend_minor) if row else (0, 0)
+            if cap.max_count is not None and count + 1 > cap.max_count:
+                return CapBreach(
+                    reason=reasons.cap_reached(cap.window.value), window_key=key, used=count,
+                    limit=cap.max_count,
+                )  # fmt: skip
+            return CapBreach(
+                reason=reasons.budget_reached(cap.window.value), window_key=key, used=spend,
+                limit=cap.max_spend_minor or 0,
+            )  # fmt: skip
+        holds.append(Hold(campaign_id, key, price_minor))
+    await savepoint.commit()
+    return holds
+
+
+async def release(conn: AsyncConnection, holds: Iterable[Hold]) -> None:
+    """Give held capacity back (the ping expired, the buyer rejected the post)."""
+    for hold in sorted(holds, key=lambda h: (h.campaign_id, h.window_key)):
+        await conn.execute(
+            cap_counters.update()
+            .where(
+                cap_counters.c.campaign_id == uuid.UUID(hold.campaign_id),
+                cap_counters.c.window_key == hold.window_key,
+            )
+            .values(
+                count=sa.func.max(cap_counters.c.count - 1, 0)
+                if conn.dialect.name == "sqlite"
+                else sa.func.greatest(cap_counters.c.count - 1, 0),
+                spend_minor=sa.func.max(cap_counters.c.spend_minor - hold.spend_minor, 0)
+                if conn.dialect.name == "sqlite"
+                else sa.func.greatest(cap_counters.c.spend_minor - hold.spend_minor, 0),
+            )
+        )
+
+
+def as_usage(rows: dict[str, tuple[int, int]] | None) -> Usage:
+    return rows or {}
