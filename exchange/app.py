@@ -10,7 +10,6 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import dramatiq
 import msgspec
 from litestar import Litestar, MediaType, Request, Response
@@ -26,10 +25,11 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
-from exchange import __version__
+from exchange import __version__, geo
 from exchange.api import ROUTES
 from exchange.auction import service as auction_service
 from exchange.auction.market import Market
+from exchange.delivery import new_session
 from exchange.auth.middleware import API_KEY_HEADER, ApiKeyMiddleware
 from exchange.intake.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from exchange.errors import ApiError, ErrorBody, ErrorResponse, FieldProblem
@@ -132,7 +132,7 @@ def _unexpected(request: Request, exc: Exception) -> Response:
     return _error(500, ErrorBody(code="internal_error", message="internal error; it was logged"))
 
 
-async def _maintenance(interval_s: int) -> None:
+async def _maintenance(interval_s: int, actor_name: str) -> None:
     """Enqueue housekeeping now and then. Several API processes may each do it: it is
     idempotent and cheap, and it needs no scheduler process of its own."""
     from exchange.worker import actors
@@ -140,9 +140,9 @@ async def _maintenance(interval_s: int) -> None:
     while True:
         await asyncio.sleep(interval_s)
         try:
-            await asyncio.to_thread(actors.purge_expired.send)
+            await asyncio.to_thread(getattr(actors, actor_name).send)
         except Exception:  # a broker outage must not stop the API; the next tick retries
-            log.warning("could not enqueue purge_expired", exc_info=True)
+            log.warning("could not enqueue %s", actor_name, exc_info=True)
 
 
 async def _demo_traffic(settings: Settings) -> None:
@@ -173,12 +173,11 @@ def create_app(settings: Settings | None = None, *, in_process_worker: bool = Tr
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         broker = setup_broker(settings)
+        # Parse the zip dataset now, not on the first lead (it takes a few hundred ms).
+        await asyncio.to_thread(geo.zip_info, "10001")
         db = Database(settings)
         app.state.db = db
-        http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=settings.http_connections_max),
-            raise_for_status=False,
-        )
+        http = new_session(limit=settings.http_connections_max)
         app.state.auction = auction_service.Context(
             db=db,
             settings=settings,
@@ -194,7 +193,9 @@ def create_app(settings: Settings | None = None, *, in_process_worker: bool = Tr
             worker.start()
         tasks = []
         if settings.maintenance_interval_s > 0:
-            tasks.append(asyncio.create_task(_maintenance(settings.maintenance_interval_s)))
+            tasks.append(asyncio.create_task(_maintenance(settings.maintenance_interval_s, "purge_expired")))
+        if settings.ping_sweep_interval_s > 0:
+            tasks.append(asyncio.create_task(_maintenance(settings.ping_sweep_interval_s, "expire_pings")))
         if settings.demo:
             tasks.append(asyncio.create_task(_demo_traffic(settings)))
         try:

@@ -141,16 +141,121 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    """What `make run` does: migrate, seed, make a demo supplier, then serve with traffic."""
+    """What `make run` does: migrate, seed a demo market with simulated buyers, then serve
+    with simulated supplier traffic."""
     from exchange import demo
+    from exchange.simulator import BuyerServer
 
     cmd_migrate(settings, argparse.Namespace(revision="head"))
     cmd_seed(settings, args)
+    simulator = BuyerServer(demo.demo_behaviours())
+    simulator.start()
+    created = _run_db(settings, lambda c: demo.ensure_demo_market(c, simulator.base_url))
     key = _run_db(settings, lambda c: demo.ensure_demo_supplier(c, settings))
+    print(f"demo market: {len(demo.DEMO_BUYERS)} buyers ({created} campaigns created), "
+          f"simulated buyer endpoints at {simulator.base_url}")
     if key:
         print(f"demo supplier key (kept in {settings.var_dir}/demo_supplier_key): {key}")
     os.environ["EXCHANGE_DEMO"] = "true" if not args.no_traffic else "false"
-    return cmd_serve(load_settings(), args)
+    try:
+        return cmd_serve(load_settings(), args)
+    finally:
+        simulator.stop()
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    """A finite simulated run on a fresh embedded database, then a summary."""
+    import tempfile
+
+    import msgspec
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.table import Table
+
+    from exchange import demo
+
+    console = Console()
+    with tempfile.TemporaryDirectory(prefix="exchange-demo-") as tmp:
+        demo_settings = msgspec.structs.replace(
+            settings,
+            database_url=f"sqlite+aiosqlite:///{tmp}/demo.db",
+            var_dir=tmp,
+            redis_url=None,
+            demo=False,
+            campaign_cache_ttl_ms=1_000,
+        )
+        with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console) as progress:  # fmt: skip
+            task = progress.add_task("posting simulated leads", total=args.leads)
+            summary = asyncio.run(
+                demo.run_demo(demo_settings, args.leads, lambda n: progress.update(task, completed=n))
+            )
+    table = Table(title=f"Demo run: {summary.leads} leads")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("sold", f"{summary.sold} ({100 * summary.sold / max(summary.leads, 1):.0f}%)")
+    table.add_row("unsold", str(summary.unsold))
+    table.add_row("refused (bad input, duplicate)", str(summary.refused))
+    table.add_row("revenue (buyers paid)", _money(summary.revenue_minor))
+    table.add_row("paid to the supplier", _money(summary.payout_minor))
+    table.add_row("exchange margin", _money(summary.revenue_minor - summary.payout_minor))
+    console.print(table)
+    if summary.reasons:
+        reasons = Table(title="Why leads did not sell (reason: leads)")
+        reasons.add_column("reason")
+        reasons.add_column("leads", justify="right")
+        for reason, count in sorted(summary.reasons.items(), key=lambda kv: -kv[1]):
+            reasons.add_row(reason, str(count))
+        console.print(reasons)
+    return 0
+
+
+def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
+    """Every campaign's decision for a lead, selling nothing."""
+    import json
+
+    import msgspec
+    from rich.console import Console
+    from rich.table import Table
+
+    from exchange.auction import service
+    from exchange.auction.market import Market
+    from exchange.auction.messages import PingIn
+    from exchange.intake.ratelimit import MemoryRateLimiter
+
+    try:
+        fields = json.loads(args.fields)
+    except json.JSONDecodeError as exc:
+        print(f"error: --fields is not JSON: {exc}", file=sys.stderr)
+        return 2
+
+    async def main() -> Any:
+        db = _db(settings)
+        try:
+            ctx = service.Context(db=db, settings=settings, market=Market(db, 0), http=None, limiter=MemoryRateLimiter())
+            return await service.explain(ctx, None, msgspec.convert({"vertical": args.vertical, "fields": fields}, PingIn))
+        finally:
+            await db.dispose()
+
+    result = asyncio.run(main())
+    table = Table(title=f"{result.vertical}: {len(result.entries)} campaigns, {result.mode}; "
+                        f"payout offered {_money(result.payout_minor)}")  # fmt: skip
+    for column in ("campaign", "buyer", "reason", "bid", "payout", "details"):
+        table.add_column(column)
+    for e in result.entries:
+        table.add_row(
+            e.campaign_id[:8], e.buyer_id[:8], e.reason or "eligible",
+            _money(e.bid_minor) if e.bid_minor is not None else "",
+            _money(e.payout_minor) if e.payout_minor is not None else "",
+            json.dumps(e.details)[:60],
+        )  # fmt: skip
+    Console().print(table)
+    return 0
+
+
+def _money(minor: int) -> str:
+    sign = "-" if minor < 0 else ""
+    return f"{sign}${abs(minor) // 100:,}.{abs(minor) % 100:02d}"
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -196,6 +301,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int)
     run.add_argument("--no-traffic", action="store_true", help="no simulated supplier traffic")
     run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="a finite simulated run on a fresh database, with a summary")
+    demo.add_argument("--leads", type=int, default=200)
+    demo.set_defaults(func=cmd_demo)
+
+    explain = sub.add_parser("explain", help="every campaign's decision for a lead (sells nothing)")
+    explain.add_argument("--vertical", required=True)
+    explain.add_argument("--fields", required=True, help='the ping fields as JSON, e.g. \'{"zip": "94103"}\'')
+    explain.set_defaults(func=cmd_explain)
 
     serve = sub.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -123,8 +124,6 @@ async def traffic(settings: Settings, base_url: str, key: str) -> None:
             try:
                 if not verticals:
                     async with http.get("/v1/verticals") as resp:
-                        import msgspec
-
                         data = await resp.read()
                         items = msgspec.json.decode(data)
                         verticals = [
@@ -144,3 +143,162 @@ async def traffic(settings: Settings, base_url: str, key: str) -> None:
             except Exception as exc:  # the demo must never take the exchange down
                 log.warning("demo traffic error: %s", exc)
             await asyncio.sleep(rng.expovariate(1 / interval_s))
+
+
+# --- the demo market: buyers, campaigns and simulated buyer servers -------------------------
+
+DEMO_BUYERS: list[dict[str, Any]] = [
+    {
+        "name": "SunPower Direct", "sim": "sunpower",
+        "behaviour": {"bid_min_minor": 2500, "bid_max_minor": 6000, "latency_ms": 40, "pass_rate": 0.1},
+        "campaigns": [{"name": "Solar, west and south", "vertical": "solar", "price_mode": "live",
+                       "floor_minor": 2000, "filters": [{"kind": "states_in", "field": "state",
+                       "states": ["CA", "AZ", "TX", "FL", "NV", "CO"]}]}],
+    },
+    {
+        "name": "Bright Solar Co", "sim": None,
+        "campaigns": [{"name": "Solar homeowners, fixed", "vertical": "solar", "price_mode": "fixed",
+                       "fixed_price_minor": 3500, "caps": [{"window": "day", "max_count": 200}],
+                       "filters": [{"kind": "boolean_is", "field": "homeowner", "value": True}]}],
+    },
+    {
+        "name": "Budget Solar", "sim": "budget",
+        "behaviour": {"bid_min_minor": 1000, "bid_max_minor": 3000, "latency_ms": 250,
+                      "pass_rate": 0.2, "post_reject_rate": 0.15},
+        "campaigns": [{"name": "Solar anywhere", "vertical": "solar", "price_mode": "live"}],
+    },
+    {
+        "name": "Coverage Now", "sim": "coverage",
+        "behaviour": {"bid_min_minor": 1500, "bid_max_minor": 4500, "latency_ms": 60, "timeout_rate": 0.05,
+                      "error_rate": 0.03},
+        "campaigns": [{"name": "Auto, insured drivers", "vertical": "auto_insurance", "price_mode": "live",
+                       "filters": [{"kind": "boolean_is", "field": "currently_insured", "value": True}]}],
+    },
+    {
+        "name": "Safe Drivers Insurance", "sim": None,
+        "campaigns": [{"name": "Auto, everyone", "vertical": "auto_insurance", "price_mode": "fixed",
+                       "fixed_price_minor": 2200, "caps": [{"window": "hour", "max_count": 60}]}],
+    },
+]  # fmt: skip
+DEMO_BALANCE_MINOR = 10_000_000  # $100,000 each: the demo should run a long time before money runs out
+
+
+def demo_behaviours() -> dict[str, Any]:
+    from exchange.simulator import Behaviour
+
+    return {b["sim"]: msgspec.convert(b["behaviour"], Behaviour) for b in DEMO_BUYERS if b["sim"]}
+
+
+async def ensure_demo_market(conn: AsyncConnection, simulator_url: str) -> int:
+    """Create the demo buyers and campaigns once; point live campaigns at the simulator.
+
+    Returns how many campaigns were created."""
+    from exchange.auth.parties import PartyIn, PartyKind, create_party
+    from exchange.campaigns import service as campaigns
+    from exchange.campaigns.terms import BuyerAccountIn, upsert_account
+    from exchange.simulator import endpoints
+    from exchange.store.tables import campaigns as campaigns_table
+    from exchange.store.tables import parties
+
+    created = 0
+    for buyer in DEMO_BUYERS:
+        row = (
+            await conn.execute(
+                sa.select(parties.c.id).where(parties.c.kind == "buyer", parties.c.name == buyer["name"])
+            )
+        ).first()
+        if row is None:
+            party = await create_party(conn, PartyIn(kind=PartyKind.BUYER, name=buyer["name"], timezone="America/New_York"))
+            buyer_id = party.id
+            await upsert_account(
+                conn, buyer_id, BuyerAccountIn(balance_minor=DEMO_BALANCE_MINOR, credit_limit_minor=0)
+            )
+            for spec in buyer["campaigns"]:
+                data = dict(spec)
+                if buyer["sim"]:
+                    data["endpoints"] = endpoints(simulator_url, buyer["sim"], live=data["price_mode"] == "live")
+                await campaigns.create(conn, buyer_id, msgspec.convert(data, campaigns.CampaignIn))
+                created += 1
+        elif buyer["sim"]:
+            # The simulator listens on a new port each run: follow it.
+            for campaign in await conn.execute(
+                sa.select(campaigns_table.c.id, campaigns_table.c.price_mode).where(campaigns_table.c.buyer_id == row.id)
+            ):
+                await conn.execute(
+                    campaigns_table.update()
+                    .where(campaigns_table.c.id == campaign.id)
+                    .values(endpoints=endpoints(simulator_url, buyer["sim"], live=campaign.price_mode == "live"))
+                )
+    return created
+
+
+# --- `exchange demo`: a finite simulated run with a summary ---------------------------------
+
+
+class DemoSummary(msgspec.Struct, kw_only=True):
+    leads: int = 0
+    sold: int = 0
+    unsold: int = 0
+    refused: int = 0
+    revenue_minor: int = 0
+    payout_minor: int = 0
+    reasons: dict[str, int] = {}
+
+
+async def run_demo(settings: Settings, leads: int, progress: Any = None) -> DemoSummary:
+    """Seed a fresh database, start simulated buyers, post ``leads`` leads through the API and
+    count what happened."""
+    import msgspec as _msgspec
+    from litestar.testing import AsyncTestClient
+
+    from exchange.app import create_app
+    from exchange.intake import verticals
+    from exchange.simulator import BuyerServer
+    from exchange.store import migrate
+    from exchange.store.db import Database
+    from exchange.store.tables import sales
+
+    await asyncio.to_thread(migrate.upgrade, settings)
+    rng = random.Random(7)
+    summary = DemoSummary(reasons={})
+    with BuyerServer(demo_behaviours(), seed=7) as simulator:
+        db = Database(settings)
+        try:
+            async with db.write() as conn:
+                await verticals.seed(conn, fields_max=settings.vertical_fields_max)
+                await ensure_demo_market(conn, simulator.base_url)
+                key = await ensure_demo_supplier(conn, settings)
+            async with db.read() as conn:
+                specs = [(v.slug, v.fields) for v in await verticals.list_all(conn)]
+        finally:
+            await db.dispose()
+        app = create_app(settings, in_process_worker=False)
+        headers = {"Authorization": f"Bearer {key}"}
+        async with AsyncTestClient(app) as client:
+            for i in range(leads):
+                slug, fields = rng.choice(specs)
+                r = await client.post("/v1/leads", json=fake_lead(slug, fields, rng), headers=headers)
+                body = _msgspec.json.decode(r.content)
+                summary.leads += 1
+                if r.status_code != 201:
+                    summary.refused += 1
+                    code = body["error"]["code"]
+                    summary.reasons[code] = summary.reasons.get(code, 0) + 1
+                elif body["status"] == "sold":
+                    summary.sold += 1
+                    summary.payout_minor += body["payout_minor"]
+                else:
+                    summary.unsold += 1
+                    for reason in body["reasons"]:
+                        summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
+                if progress is not None:
+                    progress(i + 1)
+    db = Database(settings)
+    try:
+        async with db.read() as conn:
+            summary.revenue_minor = int(
+                (await conn.execute(sa.select(sa.func.coalesce(sa.func.sum(sales.c.price_minor), 0)))).scalar_one()
+            )
+    finally:
+        await db.dispose()
+    return summary

@@ -20,6 +20,7 @@ SENSITIVE_KEYS = frozenset(
     {"authorization", "x-api-key", "api_key", "key", "secret", "password", "token", "pii",
      "phone", "email", "first_name", "last_name", "address"}
 )  # fmt: skip
+QUIET_LOGGERS = ("httpx", "alembic.runtime.plugins", "aiosqlite")
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message"}
 _encode = msgspec.json.Encoder(enc_hook=str).encode
 
@@ -70,3 +71,5 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
+    for name in QUIET_LOGGERS:  # chatty at INFO about things no operator acts on
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -63,6 +63,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     idempotency_ttl_hours: int = 24
     # How often each API process enqueues housekeeping (purge_expired); 0 turns it off.
     maintenance_interval_s: int = 3600
+    # How often each API process asks a worker to close expired pings and free their capacity.
+    ping_sweep_interval_s: int = 5
 
     # Logging.
     log_level: str = "INFO"

@@ -93,7 +93,10 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings
     else:
         url = request.getfixturevalue("pg_database")
         _truncate_pg(load_settings(env={}, database_url=url, secret_key=TEST_SECRET).database_url)
-    yield load_settings(env={}, database_url=url, secret_key=TEST_SECRET, var_dir=str(var_dir))
+    # No campaign cache: tests write campaigns straight to the database and expect them at once.
+    yield load_settings(
+        env={}, database_url=url, secret_key=TEST_SECRET, var_dir=str(var_dir), campaign_cache_ttl_ms=0
+    )
 
 
 def run(settings: Settings, work: Any) -> Any:

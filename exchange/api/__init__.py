@@ -1,9 +1,16 @@
 """HTTP controllers, by who calls them. Controllers stay thin: parse, authorise, call a service."""
 
 from exchange.api.auction import ExplainController, PingController, PostController, TraceController
+from exchange.api.campaigns import CampaignController
 from exchange.api.health import health
 from exchange.api.leads import LeadController
 from exchange.api.parties import KeyController, MeController, PartyController
+from exchange.api.terms import (
+    BuyerAccountController,
+    MyAccountController,
+    MyTermsController,
+    SupplierTermsController,
+)
 from exchange.api.verticals import VerticalController
 
 ROUTES = [
@@ -17,6 +24,11 @@ ROUTES = [
     PostController,
     TraceController,
     ExplainController,
+    CampaignController,
+    BuyerAccountController,
+    MyAccountController,
+    SupplierTermsController,
+    MyTermsController,
 ]
 
 __all__ = ["ROUTES"]

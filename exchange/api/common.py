@@ -39,3 +39,17 @@ class Page(msgspec.Struct):
 
     items: list
     next_after: uuid.UUID | None = None
+
+
+def forget_market(request: Request, slug: str | None = None) -> None:
+    """Drop this process's cached campaigns and terms of a vertical (all, without a slug) after
+    a write, so the next lead sees it at once; other processes catch up within their TTL."""
+    auction = getattr(request.app.state, "auction", None)
+    if auction is not None:
+        auction.market.invalidate(slug)
+
+
+def forget_supplier_terms(request: Request, supplier_id: uuid.UUID) -> None:
+    auction = getattr(request.app.state, "auction", None)
+    if auction is not None:
+        auction.market.invalidate_terms(supplier_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Controller, Request, get, patch, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from exchange.api.common import db_of, settings_of
+from exchange.api.common import db_of, forget_market, settings_of
 from exchange.auth.middleware import allow
 from exchange.errors import not_found
 from exchange.intake import verticals
@@ -40,9 +40,11 @@ class VerticalController(Controller):
     @put("/{slug:str}", guards=[allow()], summary="Replace a vertical's definition (version + 1)")
     async def replace(self, request: Request, slug: FromPath[str], data: JSONBody[VerticalSpec]) -> Vertical:
         async with db_of(request).write() as conn:
-            return await verticals.replace(
+            vertical = await verticals.replace(
                 conn, slug, data, fields_max=settings_of(request).vertical_fields_max
             )
+        forget_market(request, slug)  # the auction caches its margin and mode
+        return vertical
 
     @patch("/{slug:str}", guards=[allow()], summary="Activate or deactivate a vertical")
     async def update(self, request: Request, slug: FromPath[str], data: JSONBody[VerticalPatch]) -> Vertical:
@@ -52,4 +54,5 @@ class VerticalController(Controller):
                 raise not_found("vertical")
             if data.active is not None:
                 vertical = await verticals.set_active(conn, slug, data.active)
-            return vertical
+        forget_market(request, slug)
+        return vertical

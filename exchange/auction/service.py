@@ -313,15 +313,19 @@ async def _collect_bids(
             )
             continue
         configs[campaign.campaign_id] = endpoints.ping
-        calls.append((campaign.campaign_id, request, endpoints.ping.timeout_ms))
+        calls.append((campaign.campaign_id, request, endpoints.ping.timeout_for("ping")))
     exchanges = await delivery.ping_all(ctx.http, calls, ctx.settings.auction_deadline_ms)
     for campaign_id, exchange in exchanges.items():
-        result = delivery.classify_ping(configs[campaign_id], exchange)
+        verdict = delivery.classify_ping(configs[campaign_id], exchange)
+        reason, price = verdict.reason, verdict.price_minor
+        if reason is None and price is None:
+            # A live bid must carry its price; a "yes" without one is unreadable, not a bid.
+            reason = reasons.PING_ERROR
         answers[campaign_id] = _Answer(
-            reason=result.reason,
-            price_minor=result.price_minor or 0,
-            latency_ms=result.latency_ms,
-            detail=result.detail,
+            reason=reason,
+            price_minor=price or 0,
+            latency_ms=verdict.latency_ms,
+            detail=verdict.detail or None,
         )
     return answers
 
@@ -881,24 +885,28 @@ async def _post_one(
             pii=lead.pii, consent=msgspec.to_builtins(lead.consent) if lead.consent else None,
             source=lead_in.source, test=lead_in.test,
         )  # fmt: skip
-        request = delivery.build_request(
-            endpoints.post, "post", payload, secret=signing_secret(ctx.settings, campaign.buyer_id),
-            now_s=int(now.timestamp()), delivery_id=f"{lead_id}:{campaign.campaign_id}",
-        )  # fmt: skip
-        if ctx.http is None:
-            exchange_result = None
+        try:
+            request = delivery.build_request(
+                endpoints.post, "post", payload, secret=signing_secret(ctx.settings, campaign.buyer_id),
+                now_s=int(now.timestamp()), delivery_id=f"{lead_id}:{campaign.campaign_id}",
+            )  # fmt: skip
+        except delivery.MappingError as exc:
+            request = None
+            entry.details["error"] = str(exc)[:200]
+        if request is None or ctx.http is None:  # unmappable lead, or a dry run
+            entry.reason = reasons.POST_ERROR
+            entry.reason = reasons.POST_ERROR
+            outcome = PostOutcome.ERROR
         else:
-            exchange_result = await delivery.send(ctx.http, request, endpoints.post.timeout_ms)
-        result = delivery.classify_post(endpoints.post, exchange_result) if exchange_result else None
-        if result is None or result.reason is not None:
-            outcome = PostOutcome.ERROR if result is None or result.reason == reasons.POST_ERROR else PostOutcome.REJECTED
-            entry.reason = result.reason if result else reasons.POST_ERROR
-            if result and result.detail:
-                entry.details["answer"] = result.detail
-        else:
-            reference = result.reference
-        if result is not None:
-            entry.latency_ms = result.latency_ms
+            exchange = await delivery.send(ctx.http, request, endpoints.post.timeout_for("post"))
+            verdict = delivery.classify_post(endpoints.post, exchange)
+            outcome = verdict.outcome
+            entry.latency_ms = verdict.latency_ms
+            if verdict.reason is not None:
+                entry.reason = verdict.reason
+                if verdict.detail:
+                    entry.details["answer"] = verdict.detail
+            reference = verdict.reference
     campaign_holds = [h for h in holds if h.campaign_id == campaign.campaign_id] + new_holds
     async with ctx.db.write() as conn:
         if outcome is PostOutcome.ACCEPTED:

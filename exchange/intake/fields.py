@@ -58,6 +58,18 @@ class FieldSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_d
     description: Annotated[str, msgspec.Meta(max_length=1000)] = ""
 
 
+# Imported here, not at the top: the exchange.auction package pulls in exchange.matching, whose
+# filters import the names above from this module; by this line they exist. `ranking` may itself
+# be half-imported when the cycle starts from exchange.auction, so it is bound as a module and
+# `Mode` is looked up only when used (msgspec resolves the annotation on first decode).
+from exchange.auction import ranking  # noqa: E402
+from exchange.auction.margin import MarginRule  # noqa: E402
+
+
+def _free_pick() -> ranking.Mode:
+    return ranking.Mode.FREE_PICK
+
+
 class VerticalSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A vertical as an operator writes it."""
 
@@ -69,6 +81,12 @@ class VerticalSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # duplicate. 0 turns duplicate checks off.
     dedupe_window_days: Annotated[int, msgspec.Meta(ge=0, le=DEDUPE_WINDOW_DAYS_MAX)] = 30
     description: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    # The exchange's share of every sale in this vertical, unless the buyer's account or the
+    # supplier's terms override it. None: the exchange keeps nothing.
+    margin: MarginRule | None = None
+    # free_pick: the highest bid wins across all buyers; tiers: tier 1 first, lower tiers only
+    # when no higher one sells. A supplier's terms may override it.
+    auction_mode: ranking.Mode = msgspec.field(default_factory=_free_pick)
 
 
 class SpecProblem(msgspec.Struct, frozen=True):

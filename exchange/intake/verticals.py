@@ -10,6 +10,8 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from exchange.auction.margin import MarginRule
+from exchange.auction.ranking import Mode
 from exchange.errors import ApiError, FieldProblem, not_found
 from exchange.ids import new_id
 from exchange.intake.fields import FieldSpec, VerticalSpec, check_spec
@@ -27,6 +29,8 @@ class Vertical(msgspec.Struct, kw_only=True):
     currency: str
     dedupe_window_days: int
     fields: list[FieldSpec]
+    margin: MarginRule | None  # the exchange's default margin here; None: no margin
+    auction_mode: Mode
     version: int
     active: bool
     created_at: dt.datetime
@@ -46,6 +50,8 @@ def _vertical(row: sa.Row) -> Vertical:
         currency=row.currency,
         dedupe_window_days=row.dedupe_window_days,
         fields=msgspec.convert(row.fields, list[FieldSpec]),
+        margin=msgspec.convert(row.margin, MarginRule) if row.margin is not None else None,
+        auction_mode=Mode(row.auction_mode),
         version=row.version,
         active=row.active,
         created_at=row.created_at,
@@ -71,6 +77,9 @@ def _columns(spec: VerticalSpec) -> dict[str, object]:
         "currency": spec.currency,
         "dedupe_window_days": spec.dedupe_window_days,
         "fields": msgspec.to_builtins(spec.fields),
+        # As the tagged JSON the API takes, which is also what the auction's cache converts.
+        "margin": msgspec.to_builtins(spec.margin) if spec.margin is not None else None,
+        "auction_mode": spec.auction_mode.value,
     }
 
 

@@ -21,3 +21,11 @@ def test_docs_links_resolve():
     for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
         for target in re.findall(r"\]\(([^)#:]+\.md)\)", page.read_text()):
             assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+
+
+def test_reason_codes_page_lists_exactly_the_codes():
+    from exchange.matching.reasons import REASONS
+
+    text = (ROOT / "docs" / "reason-codes.md").read_text()
+    documented = set(re.findall(r"^\| `([a-z_:<>]+)` \|", text, re.M))
+    assert documented == set(REASONS)

@@ -1,0 +1,86 @@
+"""Money terms: operators set buyer accounts and supplier terms; each party reads its own."""
+
+from __future__ import annotations
+
+import uuid
+
+from litestar import Controller, Request, get, put
+from litestar.params import FromPath, JSONBody
+
+from exchange.api.common import db_of, forget_market, forget_supplier_terms
+from exchange.auth.middleware import allow
+from exchange.auth.parties import PartyKind, Principal
+from exchange.campaigns import (
+    BuyerAccount,
+    BuyerAccountIn,
+    SupplierTerms,
+    SupplierTermsIn,
+    get_account,
+    get_terms,
+    upsert_account,
+    upsert_terms,
+)
+
+
+class BuyerAccountController(Controller):
+    path = "/v1/buyers/{buyer_id:uuid}/account"
+    tags = ["terms"]
+    guards = [allow()]
+
+    @get(summary="A buyer's (or team's) account; defaults when never set")
+    async def show(self, request: Request, buyer_id: FromPath[uuid.UUID]) -> BuyerAccount:
+        async with db_of(request).read() as conn:
+            return await get_account(conn, buyer_id)
+
+    @put(summary="Set a buyer's balance, credit limit, margin override and bid penalty")
+    async def update(
+        self, request: Request, buyer_id: FromPath[uuid.UUID], data: JSONBody[BuyerAccountIn]
+    ) -> BuyerAccount:
+        async with db_of(request).write() as conn:
+            account = await upsert_account(conn, buyer_id, data)
+        forget_market(request)  # every vertical's cache holds the terms of its buyers
+        return account
+
+
+class MyAccountController(Controller):
+    path = "/v1/account"
+    tags = ["terms"]
+    guards = [allow(PartyKind.BUYER, PartyKind.TEAM)]
+
+    @get(summary="My account (buyers and teams)")
+    async def show(self, request: Request) -> BuyerAccount:
+        principal: Principal = request.user
+        async with db_of(request).read() as conn:
+            return await get_account(conn, principal.party_id)
+
+
+class SupplierTermsController(Controller):
+    path = "/v1/suppliers/{supplier_id:uuid}/terms"
+    tags = ["terms"]
+    guards = [allow()]
+
+    @get(summary="A supplier's terms; defaults when never set")
+    async def show(self, request: Request, supplier_id: FromPath[uuid.UUID]) -> SupplierTerms:
+        async with db_of(request).read() as conn:
+            return await get_terms(conn, supplier_id)
+
+    @put(summary="Set a supplier's margin override, minimum payout, auction mode and ping rate")
+    async def update(
+        self, request: Request, supplier_id: FromPath[uuid.UUID], data: JSONBody[SupplierTermsIn]
+    ) -> SupplierTerms:
+        async with db_of(request).write() as conn:
+            terms = await upsert_terms(conn, supplier_id, data)
+        forget_supplier_terms(request, supplier_id)
+        return terms
+
+
+class MyTermsController(Controller):
+    path = "/v1/terms"
+    tags = ["terms"]
+    guards = [allow(PartyKind.SUPPLIER)]
+
+    @get(summary="My terms (suppliers)")
+    async def show(self, request: Request) -> SupplierTerms:
+        principal: Principal = request.user
+        async with db_of(request).read() as conn:
+            return await get_terms(conn, principal.party_id)

@@ -1,0 +1,190 @@
+"""Money terms of buyers and suppliers: accounts (balance, credit, margin override, penalty) and
+supplier terms (margin override, minimum payout, auction mode, ping rate).
+
+Operators write both; each party may read its own. A party without a row has the defaults:
+a buyer has no money and no override, a supplier gets the ``DEFAULT_*`` terms below. Balance and
+credit live here only until the ledger owns them (``exchange.auction.funds`` is their one reader
+in the auction).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from exchange.auction.margin import BasisPoints, MarginRule
+from exchange.auction.ranking import Mode
+from exchange.auth.parties import PartyKind, get_party
+from exchange.campaigns.service import BUYER_KINDS, MONEY_MAX_MINOR, Money, utcnow
+from exchange.errors import ApiError
+from exchange.store.tables import buyer_accounts, supplier_terms
+
+DEFAULT_MIN_PAYOUT_MINOR = 0  # no minimum beyond the auction's own (a payout of at least 1)
+DEFAULT_PINGS_PER_SECOND = 0  # 0: unlimited
+DEFAULT_PING_BURST = 1  # pings allowed at once above the steady rate
+PINGS_PER_SECOND_MAX = 100_000
+PING_BURST_MAX = 100_000
+
+# A balance may be below zero while credit covers it.
+SignedMoney = Annotated[int, msgspec.Meta(ge=-MONEY_MAX_MINOR, le=MONEY_MAX_MINOR)]
+
+
+class BuyerAccountIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An operator sets a buyer's account as a whole. The two amounts have no default: a PUT
+    that forgot one must not zero a buyer's money."""
+
+    balance_minor: SignedMoney  # prepaid money; sales take it down
+    credit_limit_minor: Money  # how far below zero the balance may go
+    margin: MarginRule | None = None  # overrides the vertical's margin for this buyer's sales
+    # Lowers this buyer's ranking (never its price): 100 bps ranks a bid as 1 % lower.
+    penalty_bps: BasisPoints = 0
+
+
+class BuyerAccount(msgspec.Struct, kw_only=True):
+    buyer_id: uuid.UUID
+    balance_minor: int
+    credit_limit_minor: int
+    margin: MarginRule | None
+    penalty_bps: int
+    updated_at: dt.datetime | None  # None: never set, these are the defaults
+
+
+class SupplierTermsIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An operator sets a supplier's terms as a whole; what is left out takes its default."""
+
+    margin: MarginRule | None = None  # overrides buyer and vertical margins on its leads
+    min_payout_minor: Money = DEFAULT_MIN_PAYOUT_MINOR  # bids paying it less are dropped
+    auction_mode: Mode | None = None  # None: the vertical's mode
+    pings_per_second: Annotated[int, msgspec.Meta(ge=0, le=PINGS_PER_SECOND_MAX)] = (
+        DEFAULT_PINGS_PER_SECOND
+    )
+    ping_burst: Annotated[int, msgspec.Meta(ge=1, le=PING_BURST_MAX)] = DEFAULT_PING_BURST
+
+
+class SupplierTerms(msgspec.Struct, kw_only=True):
+    supplier_id: uuid.UUID
+    margin: MarginRule | None
+    min_payout_minor: int
+    auction_mode: Mode | None
+    pings_per_second: int
+    ping_burst: int
+    updated_at: dt.datetime | None  # None: never set, these are the defaults
+
+
+def _margin(stored: Any) -> MarginRule | None:
+    return msgspec.convert(stored, MarginRule) if stored is not None else None
+
+
+def _stored_margin(rule: MarginRule | None) -> Any:
+    return msgspec.to_builtins(rule) if rule is not None else None
+
+
+async def _require_party(
+    conn: AsyncConnection, party_id: uuid.UUID, kinds: frozenset[PartyKind], what: str
+) -> None:
+    party = await get_party(conn, party_id)
+    if party is None or party.kind not in kinds:
+        raise ApiError(404, "not_found", f"no {what} with this id")
+
+
+async def _upsert(
+    conn: AsyncConnection, table: sa.Table, key: str, key_value: uuid.UUID, values: dict[str, Any]
+) -> None:
+    # One statement, so two concurrent writes of one party never race to insert the row.
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).values({key: key_value, **values})
+    await conn.execute(stmt.on_conflict_do_update(index_elements=[key], set_=values))
+
+
+# --- buyer accounts ------------------------------------------------------------------------------
+
+
+async def get_account(conn: AsyncConnection, buyer_id: uuid.UUID) -> BuyerAccount:
+    """The buyer's (or team's) account; defaults when none was ever set. 404 for anyone else."""
+    await _require_party(conn, buyer_id, BUYER_KINDS, "buyer or team")
+    query = sa.select(buyer_accounts).where(buyer_accounts.c.buyer_id == buyer_id)
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return BuyerAccount(
+            buyer_id=buyer_id,
+            balance_minor=0,
+            credit_limit_minor=0,
+            margin=None,
+            penalty_bps=0,
+            updated_at=None,
+        )
+    return BuyerAccount(
+        buyer_id=buyer_id,
+        balance_minor=row.balance_minor,
+        credit_limit_minor=row.credit_limit_minor,
+        margin=_margin(row.margin),
+        penalty_bps=row.penalty_bps,
+        updated_at=row.updated_at,
+    )
+
+
+async def upsert_account(
+    conn: AsyncConnection, buyer_id: uuid.UUID, data: BuyerAccountIn
+) -> BuyerAccount:
+    """Set the account. ``last_won_at`` (the auction's tie-break) is left as it is."""
+    await _require_party(conn, buyer_id, BUYER_KINDS, "buyer or team")
+    values = {
+        "balance_minor": data.balance_minor,
+        "credit_limit_minor": data.credit_limit_minor,
+        "margin": _stored_margin(data.margin),
+        "penalty_bps": data.penalty_bps,
+        "updated_at": utcnow(),
+    }
+    await _upsert(conn, buyer_accounts, "buyer_id", buyer_id, values)
+    return await get_account(conn, buyer_id)
+
+
+# --- supplier terms ------------------------------------------------------------------------------
+
+
+async def get_terms(conn: AsyncConnection, supplier_id: uuid.UUID) -> SupplierTerms:
+    """The supplier's terms; the ``DEFAULT_*`` ones when none were set. 404 for a non-supplier."""
+    await _require_party(conn, supplier_id, frozenset({PartyKind.SUPPLIER}), "supplier")
+    query = sa.select(supplier_terms).where(supplier_terms.c.supplier_id == supplier_id)
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return SupplierTerms(
+            supplier_id=supplier_id,
+            margin=None,
+            min_payout_minor=DEFAULT_MIN_PAYOUT_MINOR,
+            auction_mode=None,
+            pings_per_second=DEFAULT_PINGS_PER_SECOND,
+            ping_burst=DEFAULT_PING_BURST,
+            updated_at=None,
+        )
+    return SupplierTerms(
+        supplier_id=supplier_id,
+        margin=_margin(row.margin),
+        min_payout_minor=row.min_payout_minor,
+        auction_mode=Mode(row.auction_mode) if row.auction_mode is not None else None,
+        pings_per_second=row.pings_per_second,
+        ping_burst=row.ping_burst,
+        updated_at=row.updated_at,
+    )
+
+
+async def upsert_terms(
+    conn: AsyncConnection, supplier_id: uuid.UUID, data: SupplierTermsIn
+) -> SupplierTerms:
+    await _require_party(conn, supplier_id, frozenset({PartyKind.SUPPLIER}), "supplier")
+    values = {
+        "margin": _stored_margin(data.margin),
+        "min_payout_minor": data.min_payout_minor,
+        "auction_mode": data.auction_mode.value if data.auction_mode is not None else None,
+        "pings_per_second": data.pings_per_second,
+        "ping_burst": data.ping_burst,
+        "updated_at": utcnow(),
+    }
+    await _upsert(conn, supplier_terms, "supplier_id", supplier_id, values)
+    return await get_terms(conn, supplier_id)
