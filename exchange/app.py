@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import contextlib
+import datetime as dt
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -29,10 +29,10 @@ from exchange import __version__, geo
 from exchange.api import ROUTES
 from exchange.auction import service as auction_service
 from exchange.auction.market import Market
-from exchange.delivery import new_session
 from exchange.auth.middleware import API_KEY_HEADER, ApiKeyMiddleware
-from exchange.intake.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from exchange.delivery import new_session
 from exchange.errors import ApiError, ErrorBody, ErrorResponse, FieldProblem
+from exchange.intake.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from exchange.settings import Settings, load_settings
 from exchange.store.db import Database
 from exchange.worker.broker import setup_broker
@@ -52,6 +52,7 @@ STATUS_CODES = {
     422: "validation_failed",
     429: "rate_limited",
 }
+_MISSING_FIELD = re.compile(r"^Object missing required field `([^`]+)`$")
 _MSGSPEC_PATH = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 
 
@@ -75,6 +76,10 @@ def _validation(_: Request, exc: ValidationException) -> Response:
         match = _MSGSPEC_PATH.match(message)
         reason = match.group("reason") if match else message
         path = str(item.get("key") or (match.group("path") or "").lstrip(".") if match else "")
+        missing = _MISSING_FIELD.match(reason)
+        if missing:  # "Object missing required field `x`": the path is the missing field itself
+            parent = "" if path in ("", "data") else path + "."
+            path, reason = parent + missing.group(1), "required"
         source = getattr(item.get("source"), "value", item.get("source")) or "body"
         if source == "body":
             where = path or "body"

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
 import msgspec
 import sqlalchemy as sa
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, JSONBody
 
 from exchange.auction import service
 from exchange.auction.messages import PingIn, PingOut, PostIn, PostOut, Trace

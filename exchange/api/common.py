@@ -12,7 +12,6 @@ from exchange.settings import Settings
 from exchange.store.db import Database
 
 
-
 def db_of(request: Request) -> Database:
     return request.app.state.db
 

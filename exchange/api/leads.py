@@ -9,12 +9,12 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 
 from exchange.api.common import Page, db_of, page_limit, settings_of
+from exchange.auction import service as auction
+from exchange.auction.messages import PostOut
 from exchange.auth.middleware import allow
 from exchange.auth.parties import PartyKind, Principal
 from exchange.errors import forbidden, not_found
 from exchange.intake import service
-from exchange.auction import service as auction
-from exchange.auction.messages import PostOut
 from exchange.intake.messages import LeadIn, LeadView
 
 

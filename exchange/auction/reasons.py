@@ -1,5 +1,5 @@
 """The reason codes the auction assigns (a subset of the one list in
-``exchange.matching.reasons``).
+``exchange.reasons``).
 
 One code per campaign per lead. The strings are a public contract: traces, the API and the CLI
 show them, so never rename a value; add a new member instead.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 
-from exchange.matching import reasons as codes
+from exchange import reasons as codes
 
 
 class AuctionReason(str, enum.Enum):

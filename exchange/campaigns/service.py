@@ -237,7 +237,8 @@ def _placeholders(value: Any, path: str) -> Problems:
         return [p for key, item in value.items() for p in _placeholders(item, f"{path}.{key}")]
     if isinstance(value, list):
         return [p for i, item in enumerate(value) for p in _placeholders(item, f"{path}[{i}]")]
-    if value == REDACTED or (path.endswith(".url") and isinstance(value, str) and _masked_url(value)):
+    is_url = path.endswith(".url") and isinstance(value, str)
+    if value == REDACTED or (is_url and _masked_url(value)):
         return [(path, "holds the redacted placeholder, not a secret; send the real value")]
     return []
 
@@ -269,7 +270,7 @@ def _check(data: CampaignIn, timezone: str, fields: Sequence[Any] | None) -> Pro
             # The auction treats a bid of 0 as no bid: such a campaign could never buy.
             problems.append(("fixed_price_minor", "must be at least 1"))
         elif data.floor_minor > data.fixed_price_minor:
-            problems.append(("floor_minor", "above fixed_price_minor: the campaign would never bid"))
+            problems.append(("floor_minor", "above fixed_price_minor: it could never bid"))
     return problems
 
 
@@ -333,7 +334,7 @@ async def _validated(
     buyer_id: uuid.UUID,
     problems: Problems,
     stored_endpoints: Any | None,
-) -> tuple[uuid.UUID | None, dict[str, Any]]:
+) -> tuple[uuid.UUID, dict[str, Any]]:
     """The vertical's id and the columns to write, or a 422 naming every problem."""
     default_tz = await _buyer_timezone(conn, buyer_id, problems)
     vertical = await vertical_store.get(conn, data.vertical)
@@ -387,7 +388,8 @@ async def replace(conn: AsyncConnection, campaign_id: uuid.UUID, data: CampaignI
     if data.buyer_id is not None and data.buyer_id != row.buyer_id:
         problems.append(("buyer_id", "a campaign cannot move to another buyer"))
     if data.vertical != row.vertical_slug:
-        problems.append(("vertical", f"a campaign's vertical cannot change; it is {row.vertical_slug!r}"))
+        reason = f"a campaign's vertical cannot change; it is {row.vertical_slug!r}"
+        problems.append(("vertical", reason))
     _, columns = await _validated(conn, data, row.buyer_id, problems, row.endpoints)
     await conn.execute(
         campaigns.update()

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exchange.matching import reasons
+from exchange import reasons
 from exchange.matching.caps import Cap, CapBreach, Usage, window_key
 from exchange.store.tables import cap_counters
 

@@ -21,10 +21,10 @@ import aiohttp
 import msgspec
 from yarl import URL
 
+from exchange import reasons
 from exchange.auction.fallback import PostOutcome
 from exchange.delivery.adapter import BuyerAnswer, HttpRequest, Outcome, parse_response
 from exchange.delivery.config import TIMEOUT_MS_MAX, EndpointConfig, Kind
-from exchange.matching import reasons
 
 CONNECTOR_LIMIT = 200  # open connections per session: bounds sockets under a ping storm
 CONNECTOR_LIMIT_PER_HOST = 50  # one slow buyer cannot take every connection

@@ -12,6 +12,9 @@ from typing import Annotated
 
 import msgspec
 
+from exchange.auction.margin import MarginRule
+from exchange.auction.ranking import Mode
+
 FIELD_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 SLUG_PATTERN = r"^[a-z][a-z0-9_-]{1,62}$"
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
@@ -58,18 +61,6 @@ class FieldSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_d
     description: Annotated[str, msgspec.Meta(max_length=1000)] = ""
 
 
-# Imported here, not at the top: the exchange.auction package pulls in exchange.matching, whose
-# filters import the names above from this module; by this line they exist. `ranking` may itself
-# be half-imported when the cycle starts from exchange.auction, so it is bound as a module and
-# `Mode` is looked up only when used (msgspec resolves the annotation on first decode).
-from exchange.auction import ranking  # noqa: E402
-from exchange.auction.margin import MarginRule  # noqa: E402
-
-
-def _free_pick() -> ranking.Mode:
-    return ranking.Mode.FREE_PICK
-
-
 class VerticalSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A vertical as an operator writes it."""
 
@@ -86,7 +77,7 @@ class VerticalSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     margin: MarginRule | None = None
     # free_pick: the highest bid wins across all buyers; tiers: tier 1 first, lower tiers only
     # when no higher one sells. A supplier's terms may override it.
-    auction_mode: ranking.Mode = msgspec.field(default_factory=_free_pick)
+    auction_mode: Mode = Mode.FREE_PICK
 
 
 class SpecProblem(msgspec.Struct, frozen=True):

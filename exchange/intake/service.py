@@ -18,12 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.auth.parties import Principal
 from exchange.errors import ApiError, FieldProblem, validation_error
+from exchange.ids import new_id
 from exchange.intake import verticals
 from exchange.intake.messages import Consent, LeadIn, LeadOut, LeadView, SubIds
 from exchange.intake.validate import Limits, Stage, ValidLead, validate_lead
 from exchange.settings import Settings
 from exchange.store.db import Database
-from exchange.ids import new_id
 from exchange.store.tables import dedupe_keys, idempotency_keys, lead_pii, leads
 from exchange.store.tables import verticals as verticals_table
 

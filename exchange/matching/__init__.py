@@ -4,7 +4,7 @@ Pure decisions over plain values: no database, no HTTP, no clock (``now`` is alw
 an aware datetime). The code that reads campaigns, usage and balances wraps these.
 """
 
-from exchange.matching import reasons
+from exchange import reasons
 from exchange.matching.caps import (
     Cap,
     CapBreach,

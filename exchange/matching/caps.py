@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from exchange.matching import reasons
+from exchange import reasons
 from exchange.matching.localtime import first_instant_at, require_aware, zone
 
 CAPS_MAX = 16  # per campaign

@@ -23,8 +23,8 @@ from typing import Annotated, Any
 
 import msgspec
 
+from exchange import reasons
 from exchange.intake.fields import FieldSpec
-from exchange.matching import reasons
 from exchange.matching.caps import CAPS_MAX, Cap, Usage, breach_details, cap_breach, validate_caps
 from exchange.matching.filters import (
     FILTERS_MAX,

@@ -24,9 +24,9 @@ from typing import Annotated, Any, Union
 
 import msgspec
 
-from exchange import geo
+from exchange import geo, reasons
 from exchange.intake.fields import CHOICE_MAX_CHARS, CHOICES_MAX, FieldFormat, FieldName, FieldSpec
-from exchange.matching import expression, reasons
+from exchange.matching import expression
 from exchange.matching.localtime import BadTimezone, require_aware, timezone_problem, zone
 
 STATES_MAX = 64  # more than every code in geo.STATES

@@ -138,9 +138,10 @@ def test_expired_and_foreign_pings_are_refused(market):
     with freeze_time(start + dt.timedelta(minutes=3), real_asyncio=True):
         r = exchange.client.post("/v1/posts", json=post, headers=supplier.headers)
         assert r.status_code == 409 and decode(r)["error"]["code"] == "ping_expired"
+        import asyncio
+
         from exchange.auction.service import expire_pings
         from exchange.store.db import Database
-        import asyncio
 
         async def sweep():
             db = Database(exchange.settings)
@@ -247,3 +248,55 @@ def test_explain_sells_nothing_and_lists_every_campaign(market):
     assert result["payout_minor"] == 2400
     assert _sales(exchange.settings) == []
     assert run(exchange.settings, lambda c: c.execute(sa.select(sa.func.count()).select_from(leads))).scalar_one() == 0
+
+
+@pytest.mark.parametrize(
+    "last_minute, first_minute",
+    [
+        # An ordinary night in New York (UTC-5): local midnight is 05:00 UTC.
+        (dt.datetime(2026, 1, 14, 4, 59, tzinfo=dt.timezone.utc), dt.datetime(2026, 1, 14, 5, 1, tzinfo=dt.timezone.utc)),
+        # The night after the fall-back change (2026-11-01 is 25 hours long): midnight of
+        # 2 November is 05:00 UTC, not 04:00.
+        (dt.datetime(2026, 11, 2, 4, 59, tzinfo=dt.timezone.utc), dt.datetime(2026, 11, 2, 5, 1, tzinfo=dt.timezone.utc)),
+        # Spring forward (2026-03-08 is 23 hours long): midnight of 9 March is 04:00 UTC.
+        (dt.datetime(2026, 3, 9, 3, 59, tzinfo=dt.timezone.utc), dt.datetime(2026, 3, 9, 4, 1, tzinfo=dt.timezone.utc)),
+    ],
+)
+def test_a_day_cap_resets_at_the_campaigns_local_midnight(market, last_minute, first_minute):
+    exchange, supplier, a, _ = market
+    add_campaign(exchange.settings, a.id, timezone="America/New_York", caps=[{"window": "day", "max_count": 1}])
+    leads = iter(solar_lead(phone=f"212-555-01{i:02d}", email=f"d{i}@example.com") for i in range(10))
+
+    def post():
+        return decode(exchange.client.post("/v1/leads", json=next(leads), headers=supplier.headers))
+
+    with freeze_time(last_minute - dt.timedelta(hours=2), real_asyncio=True):
+        assert post()["status"] == "sold"
+    with freeze_time(last_minute, real_asyncio=True):
+        out = post()
+        assert out["status"] == "unsold" and out["reasons"] == ["cap_reached:day"]
+    with freeze_time(first_minute, real_asyncio=True):
+        assert post()["status"] == "sold"
+
+
+def test_a_schedule_opens_and_closes_on_the_campaigns_clock(market):
+    exchange, supplier, a, _ = market
+    weekdays_9_to_5 = {
+        "timezone": "America/Los_Angeles",
+        "days": {d: [{"start": 9 * 60, "end": 17 * 60}] for d in ("mon", "tue", "wed", "thu", "fri")},
+    }
+    add_campaign(exchange.settings, a.id, schedule=weekdays_9_to_5)
+    leads = iter(solar_lead(phone=f"212-555-01{i:02d}", email=f"s{i}@example.com") for i in range(10))
+    # Monday 2026-11-23: 08:59 in Los Angeles is 16:59 UTC.
+    for moment, expected in [
+        (dt.datetime(2026, 11, 23, 16, 59, tzinfo=dt.timezone.utc), "unsold"),
+        (dt.datetime(2026, 11, 23, 17, 0, tzinfo=dt.timezone.utc), "sold"),
+        (dt.datetime(2026, 11, 24, 0, 59, tzinfo=dt.timezone.utc), "sold"),  # 16:59 local
+        (dt.datetime(2026, 11, 24, 1, 0, tzinfo=dt.timezone.utc), "unsold"),  # 17:00 local
+        (dt.datetime(2026, 11, 28, 18, 0, tzinfo=dt.timezone.utc), "unsold"),  # Saturday
+    ]:
+        with freeze_time(moment, real_asyncio=True):
+            out = decode(exchange.client.post("/v1/leads", json=next(leads), headers=supplier.headers))
+            assert out["status"] == expected, (moment, out)
+            if expected == "unsold":
+                assert out["reasons"] == ["schedule_closed"]

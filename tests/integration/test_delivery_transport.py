@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from exchange import reasons
 from exchange.auction.fallback import PostOutcome
 from exchange.delivery import (
     DELIVERY_ID_HEADER,
@@ -34,7 +35,6 @@ from exchange.delivery import (
     send,
     verify,
 )
-from exchange.matching import reasons
 
 SECRET = "buyer-7-secret"
 SLACK_MS = 100  # scheduling slack allowed past a deadline

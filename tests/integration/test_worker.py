@@ -14,7 +14,8 @@ from litestar.testing import TestClient
 from exchange.app import create_app
 from exchange.ids import new_id
 from exchange.intake import verticals
-from exchange.store.tables import dedupe_keys, idempotency_keys, parties, verticals as verticals_table
+from exchange.store.tables import dedupe_keys, idempotency_keys, parties
+from exchange.store.tables import verticals as verticals_table
 from exchange.worker import actors
 from exchange.worker.actors import MAINTENANCE_QUEUE
 from exchange.worker.broker import reset_broker, setup_broker

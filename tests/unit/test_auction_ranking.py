@@ -180,6 +180,6 @@ def test_reason_codes_are_the_documented_strings() -> None:
 
 def test_auction_reasons_are_the_documented_codes():
     from exchange.auction.reasons import AuctionReason
-    from exchange.matching.reasons import REASONS
+    from exchange.reasons import REASONS
 
     assert {r.value for r in AuctionReason} <= set(REASONS)

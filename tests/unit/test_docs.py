@@ -24,7 +24,7 @@ def test_docs_links_resolve():
 
 
 def test_reason_codes_page_lists_exactly_the_codes():
-    from exchange.matching.reasons import REASONS
+    from exchange.reasons import REASONS
 
     text = (ROOT / "docs" / "reason-codes.md").read_text()
     documented = set(re.findall(r"^\| `([a-z_:<>]+)` \|", text, re.M))

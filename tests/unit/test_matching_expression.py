@@ -6,7 +6,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exchange.matching import EXPRESSION_MAX_CHARS, EXPRESSION_MAX_NODES, UnsafeExpression, compile_expression
+from exchange.matching import (
+    EXPRESSION_MAX_CHARS,
+    EXPRESSION_MAX_NODES,
+    UnsafeExpression,
+    compile_expression,
+)
 from exchange.matching.expression import type_problems
 
 LEAD = {

@@ -1,0 +1,215 @@
+"""The auction core shared by ping, direct post and explain: evaluate every candidate campaign,
+ping the live-bid buyers at once, rank the bids."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from exchange import caps as cap_store
+from exchange import reasons
+from exchange.auction import funds
+from exchange.auction.context import NO_MARGIN, Context, _supplier_terms, _windows, signing_secret
+from exchange.auction.margin import MarginRule, resolve_margin
+from exchange.auction.market import VerticalMarket
+from exchange.auction.messages import (
+    TraceEntry,
+)
+from exchange.auction.ranking import Bid, Mode, RankedAuction, rank
+from exchange.matching import CampaignRules, PriceMode, evaluate
+
+
+class _Auction(msgspec.Struct, kw_only=True):
+    ranked: RankedAuction
+    entries: dict[str, TraceEntry]
+    excluded_by_index: int
+    currency: str
+
+
+async def _run_auction(
+    ctx: Context,
+    market: VerticalMarket,
+    supplier_id: uuid.UUID,
+    fields: Mapping[str, Any],
+    now: dt.datetime,
+    *,
+    max_sells: int,
+    test: bool,
+    ping_id: uuid.UUID,
+) -> _Auction:
+    candidates = market.index.candidates(market.slug, fields)
+    async with ctx.db.read() as conn:
+        wanted = [w for c in candidates for w in _windows(c, now)]
+        usage = await cap_store.read_usage(conn, wanted)
+        states = await funds.buyer_states(conn, {c.buyer_id for c in candidates})
+    terms = await _supplier_terms(ctx, supplier_id)
+
+    entries: dict[str, TraceEntry] = {}
+    eligible: list[CampaignRules] = []
+    for campaign in candidates:
+        state = states.get(campaign.buyer_id, funds.BuyerState(0, None))
+        decision = evaluate(
+            campaign,
+            fields,
+            now,
+            usage.get(campaign.campaign_id, {}),
+            buyer_can_pay=state.spendable_minor >= _least_price(campaign),
+            already_bought=False,
+        )
+        entries[campaign.campaign_id] = TraceEntry(
+            campaign_id=campaign.campaign_id,
+            buyer_id=campaign.buyer_id,
+            reason=decision.reason,
+            details=dict(decision.details),
+        )
+        if decision.eligible:
+            eligible.append(campaign)
+
+    answers = await _collect_bids(ctx, market, eligible, fields, ping_id=ping_id, test=test)
+    bids: list[Bid] = []
+    for campaign in eligible:
+        entry = entries[campaign.campaign_id]
+        answer = answers.get(campaign.campaign_id)
+        if answer is not None:
+            entry.latency_ms = answer.latency_ms
+            if answer.reason is not None:
+                entry.reason = answer.reason
+                if answer.detail:
+                    entry.details["answer"] = answer.detail
+                continue
+            amount = answer.price_minor
+        else:
+            amount = campaign.fixed_price_minor or 0
+        entry.bid_minor = amount
+        state = states.get(campaign.buyer_id, funds.BuyerState(0, None))
+        if amount > state.spendable_minor:
+            entry.reason = reasons.INSUFFICIENT_BALANCE
+            entry.details["price_minor"] = amount
+            continue
+        buyer = market.buyers.get(campaign.buyer_id)
+        bids.append(
+            Bid(
+                campaign_id=campaign.campaign_id,
+                buyer_id=campaign.buyer_id,
+                amount_minor=amount,
+                tier=campaign.tier,
+                floor_minor=campaign.floor_minor,
+                last_won_at=state.last_won_at,
+                penalty_bps=buyer.penalty_bps if buyer else 0,
+                exclusive=campaign.max_sells == 1,
+            )
+        )
+
+    mode = terms.auction_mode or Mode(market.auction_mode)
+    vertical_margin = msgspec.convert(market.margin, MarginRule) if market.margin else NO_MARGIN
+
+    def margin_for(buyer_id: str) -> MarginRule:
+        buyer = market.buyers.get(buyer_id)
+        buyer_margin = msgspec.convert(buyer.margin, MarginRule) if buyer and buyer.margin else None
+        return resolve_margin(vertical_margin, buyer=buyer_margin, supplier=terms.margin)
+
+    ranked = rank(bids, mode, terms.min_payout_minor, margin_for, max_sells=max_sells)
+    for dropped in ranked.dropped:
+        entry = entries[dropped.campaign_id]
+        entry.reason = dropped.reason.value
+        entry.payout_minor = dropped.payout_minor
+    for candidate in ranked.candidates():
+        entries[candidate.campaign_id].payout_minor = candidate.payout_minor
+    return _Auction(
+        ranked=ranked,
+        entries=entries,
+        excluded_by_index=len(market.rules) - len(candidates),
+        currency=market.currency,
+    )
+
+
+def _least_price(campaign: CampaignRules) -> int:
+    if campaign.price_mode is PriceMode.FIXED:
+        return campaign.fixed_price_minor or 0
+    return campaign.floor_minor
+
+
+class _Answer(msgspec.Struct, kw_only=True):
+    reason: str | None
+    price_minor: int
+    latency_ms: int
+    detail: str | None = None
+
+
+async def _collect_bids(
+    ctx: Context,
+    market: VerticalMarket,
+    eligible: list[CampaignRules],
+    fields: Mapping[str, Any],
+    *,
+    ping_id: uuid.UUID,
+    test: bool,
+) -> dict[str, _Answer]:
+    """Ping every eligible live-bid campaign at once; fixed-price ones bid without a call."""
+    from exchange import delivery
+
+    live = [c for c in eligible if c.price_mode is PriceMode.LIVE]
+    if not live:
+        return {}
+    if ctx.http is None:  # a dry run never calls buyers
+        return {
+            c.campaign_id: _Answer(reason=reasons.PING_REJECTED, price_minor=0, latency_ms=0, detail="dry run: not pinged")
+            for c in live
+        }
+    now_s = int(dt.datetime.now(dt.timezone.utc).timestamp())
+    payload = delivery.LeadPayload(
+        ping_id=str(ping_id), vertical=market.slug, fields=dict(fields), test=test
+    )
+    calls = []
+    configs = {}
+    answers: dict[str, _Answer] = {}
+    for campaign in live:
+        endpoints = _endpoints(market, campaign.campaign_id)
+        if endpoints is None or endpoints.ping is None:
+            answers[campaign.campaign_id] = _Answer(
+                reason=reasons.PING_ERROR, price_minor=0, latency_ms=0, detail="no ping endpoint"
+            )
+            continue
+        try:
+            request = delivery.build_request(
+                endpoints.ping,
+                "ping",
+                payload,
+                secret=signing_secret(ctx.settings, campaign.buyer_id),
+                now_s=now_s,
+                delivery_id=f"{ping_id}:{campaign.campaign_id}",
+            )
+        except delivery.MappingError as exc:
+            answers[campaign.campaign_id] = _Answer(
+                reason=reasons.PING_ERROR, price_minor=0, latency_ms=0, detail=str(exc)[:200]
+            )
+            continue
+        configs[campaign.campaign_id] = endpoints.ping
+        calls.append((campaign.campaign_id, request, endpoints.ping.timeout_for("ping")))
+    exchanges = await delivery.ping_all(ctx.http, calls, ctx.settings.auction_deadline_ms)
+    for campaign_id, exchange in exchanges.items():
+        verdict = delivery.classify_ping(configs[campaign_id], exchange)
+        reason, price = verdict.reason, verdict.price_minor
+        if reason is None and price is None:
+            # A live bid must carry its price; a "yes" without one is unreadable, not a bid.
+            reason = reasons.PING_ERROR
+        answers[campaign_id] = _Answer(
+            reason=reason,
+            price_minor=price or 0,
+            latency_ms=verdict.latency_ms,
+            detail=verdict.detail or None,
+        )
+    return answers
+
+
+def _endpoints(market: VerticalMarket, campaign_id: str) -> Any:
+    from exchange import delivery
+
+    raw = market.endpoints.get(campaign_id)
+    if not raw:
+        return None
+    return msgspec.convert(raw, delivery.BuyerEndpoints)

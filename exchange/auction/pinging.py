@@ -1,0 +1,237 @@
+"""Ping: run the auction on the non-PII fields, hold capacity for the offered bids, store the
+ping and its trace. Expiry gives unposted capacity back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from exchange import caps as cap_store
+from exchange.auction.bidding import _Auction, _run_auction
+from exchange.auction.context import (
+    PING_EXPIRED,
+    PING_OPEN,
+    PING_UNMATCHED,
+    Context,
+    _now,
+    _rate_limit,
+    _vertical_and_market,
+)
+from exchange.auction.market import VerticalMarket
+from exchange.auction.messages import (
+    OfferedBidOut,
+    PingIn,
+    PingOut,
+)
+from exchange.auction.offer import build_offer
+from exchange.auction.ranking import RankedAuction
+from exchange.auth.parties import Principal
+from exchange.errors import validation_error
+from exchange.ids import new_id
+from exchange.intake import service as intake
+from exchange.intake.messages import LeadIn
+from exchange.intake.validate import Stage, validate_lead
+from exchange.matching.caps import breach_details
+from exchange.store.db import Database
+from exchange.store.tables import (
+    cap_holds,
+    pings,
+    traces,
+)
+
+
+async def ping(ctx: Context, supplier: Principal, data: PingIn) -> PingOut:
+    await _rate_limit(ctx, supplier.party_id)
+    vertical, market = await _vertical_and_market(ctx, data.vertical)
+    lead_in = LeadIn(vertical=data.vertical, fields=data.fields, source=data.source, sub_ids=data.sub_ids, test=data.test)
+    result = validate_lead(vertical.fields, lead_in, Stage.PING, intake.limits_of(ctx.settings))
+    if isinstance(result, list):
+        raise validation_error(result)
+    now = _now()
+    ping_id = new_id()
+    auction = await _run_auction(
+        ctx, market, supplier.party_id, result.fields, now, max_sells=data.max_sells, test=data.test, ping_id=ping_id
+    )
+    meta = {"source": data.source, "sub_ids": msgspec.to_builtins(data.sub_ids) if data.sub_ids else None}
+    return await _hold_and_store_ping(
+        ctx, supplier, market, result.fields, auction, now, ping_id, test=data.test, meta=meta
+    )
+
+
+async def _hold_and_store_ping(
+    ctx: Context,
+    supplier: Principal,
+    market: VerticalMarket,
+    fields: Mapping[str, Any],
+    auction: _Auction,
+    now: dt.datetime,
+    ping_id: uuid.UUID,
+    *,
+    test: bool,
+    meta: dict[str, Any],
+) -> PingOut:
+    ttl = dt.timedelta(milliseconds=ctx.settings.ping_ttl_ms)
+    ranked = auction.ranked
+    holds: list[cap_store.Hold] = []
+    async with ctx.db.write() as conn:
+        # Hold capacity for the offered bids; a bid whose cap filled up since we read the usage
+        # is dropped and the offer is rebuilt from what is left.
+        for _ in range(ranked.max_sells + len(ranked.candidates()) + 1):
+            offer = build_offer(ranked, now, ttl)
+            if offer is None or test:
+                break
+            lost = None
+            for bid in sorted(offer.bids, key=lambda b: b.campaign_id):
+                if any(h.campaign_id == bid.campaign_id for h in holds):
+                    continue
+                campaign = market.rules[bid.campaign_id]
+                candidate = next(c for c in ranked.candidates() if c.campaign_id == bid.campaign_id)
+                held = await cap_store.reserve(
+                    conn, campaign.campaign_id, campaign.caps, campaign.timezone, candidate.bid.amount_minor, now
+                )
+                if isinstance(held, list):
+                    holds.extend(held)
+                    continue
+                entry = auction.entries[bid.campaign_id]
+                entry.reason = held.reason
+                entry.details.update(breach_details(held))
+                lost = bid.campaign_id
+                break
+            if lost is None:
+                break
+            ranked = _without(ranked, lost)
+        offer = build_offer(ranked, now, ttl)
+        auction.ranked = ranked
+        status = PING_OPEN if offer is not None else PING_UNMATCHED
+        await conn.execute(
+            pings.insert().values(
+                id=ping_id,
+                supplier_id=supplier.party_id,
+                vertical_id=market.vertical_id,
+                status=status,
+                test=test,
+                fields=dict(fields),
+                offer=msgspec.to_builtins(
+                    {
+                        "ranked": ranked,
+                        "promises": offer.promises() if offer else [],
+                        "holds": holds,
+                        "meta": meta,
+                    },
+                    enc_hook=intake._enc_hook,
+                ),
+                payout_minor=offer.payout_minor if offer else 0,
+                expires_at=offer.expires_at if offer else now + ttl,
+                created_at=now,
+            )
+        )
+        if holds:
+            await conn.execute(
+                cap_holds.insert(),
+                [
+                    {"ping_id": ping_id, "campaign_id": uuid.UUID(h.campaign_id), "window_key": h.window_key, "spend_minor": h.spend_minor}
+                    for h in holds
+                ],
+            )
+        await _write_trace(conn, ping_id, "ping", auction, now)
+    if offer is None:
+        return PingOut(
+            status="rejected", ping_id=ping_id, payout_minor=0, currency=auction.currency,
+            expires_at=None, reasons=_summary(auction, market, fields, now),
+        )  # fmt: skip
+    bids = (
+        [OfferedBidOut(bid_id=_bid_id(ping_id, b.campaign_id), payout_minor=b.payout_minor) for b in offer.bids]
+        if ranked.max_sells > 1
+        else []
+    )
+    return PingOut(
+        status="accepted",
+        ping_id=ping_id,
+        payout_minor=offer.payout_minor,
+        currency=auction.currency,
+        expires_at=offer.expires_at,
+        bids=bids,
+    )
+
+
+def _without(ranked: RankedAuction, campaign_id: str) -> RankedAuction:
+    groups = tuple(
+        group
+        for group in (tuple(c for c in g if c.campaign_id != campaign_id) for g in ranked.groups)
+        if group
+    )
+    return msgspec.structs.replace(ranked, groups=groups)
+
+
+def _bid_id(ping_id: uuid.UUID, campaign_id: str) -> str:
+    """Opaque to the supplier: which campaign bid is not its business."""
+    return hashlib.sha256(f"{ping_id}:{campaign_id}".encode()).hexdigest()[:16]
+
+
+def _summary(auction: _Auction, market: VerticalMarket | None = None, fields: Mapping[str, Any] | None = None, now: dt.datetime | None = None) -> list[str]:
+    """The distinct reasons, most common first: what a supplier is told about a miss. With the
+    market, campaigns the index skipped are counted under the filter that skipped them."""
+    counts: dict[str, int] = {}
+    for entry in auction.entries.values():
+        if entry.reason:
+            counts[entry.reason] = counts.get(entry.reason, 0) + 1
+    if market is not None and fields is not None and now is not None:
+        for decision in market.index.excluded(market.slug, fields, now):
+            if decision.reason:
+                counts[decision.reason] = counts.get(decision.reason, 0) + 1
+    return [reason for reason, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+async def _write_trace(conn: AsyncConnection, subject_id: uuid.UUID, stage: str, auction: _Auction, now: dt.datetime) -> None:
+    await conn.execute(
+        _upsert_trace(conn).values(
+            subject_id=subject_id,
+            stage=stage,
+            decisions={
+                "entries": [msgspec.to_builtins(e) for e in auction.entries.values()],
+                "excluded_by_index": auction.excluded_by_index,
+            },
+            created_at=now,
+        )
+    )
+
+
+def _upsert_trace(conn: AsyncConnection):  # type: ignore[no-untyped-def]
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(traces)
+    return stmt.on_conflict_do_update(
+        index_elements=[traces.c.subject_id, traces.c.stage],
+        set_={"decisions": stmt.excluded.decisions, "created_at": stmt.excluded.created_at},
+    )
+
+
+async def expire_ping(ctx: Context, ping_id: uuid.UUID) -> None:
+    await expire_pings(ctx.db, ids=[ping_id])
+
+
+async def expire_pings(db: Database, *, ids: list[uuid.UUID] | None = None, now: dt.datetime | None = None, limit: int = 500) -> int:
+    """Close open pings past their expiry (or those named) and give their capacity back."""
+    now = now or _now()
+    async with db.write() as conn:
+        query = sa.select(pings.c.id).where(pings.c.status == PING_OPEN)
+        query = query.where(pings.c.id.in_(ids)) if ids else query.where(pings.c.expires_at <= now)
+        found = [row.id for row in await conn.execute(query.order_by(pings.c.id).limit(limit))]
+        if not found:
+            return 0
+        closed = await conn.execute(
+            pings.update().where(pings.c.id.in_(found), pings.c.status == PING_OPEN).values(status=PING_EXPIRED)
+        )
+        rows = await conn.execute(sa.select(cap_holds).where(cap_holds.c.ping_id.in_(found)))
+        holds = [cap_store.Hold(str(r.campaign_id), r.window_key, r.spend_minor) for r in rows]
+        await cap_store.release(conn, holds)
+        await conn.execute(cap_holds.delete().where(cap_holds.c.ping_id.in_(found)))
+        return closed.rowcount

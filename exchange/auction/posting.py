@@ -1,0 +1,467 @@
+"""Post: claim the ping, store the lead, then walk the ranked bids (charge, hold, post to the
+buyer, sale or refund) without ever paying the supplier less than promised."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from exchange import caps as cap_store
+from exchange import reasons
+from exchange.auction import funds
+from exchange.auction.bidding import _Auction, _endpoints
+from exchange.auction.context import (
+    LEAD_POSTING,
+    LEAD_SOLD,
+    LEAD_UNSOLD,
+    PING_EXPIRED,
+    PING_OPEN,
+    PING_POSTED,
+    PING_POSTING,
+    PING_UNMATCHED,
+    POST_IDEMPOTENCY_PREFIX,
+    Context,
+    _conflict,
+    _encode,
+    _now,
+    _vertical_and_market,
+    signing_secret,
+)
+from exchange.auction.fallback import Done, PostAction, PostOutcome, next_post, record, start_walk
+from exchange.auction.market import VerticalMarket
+from exchange.auction.messages import (
+    PostIn,
+    PostOut,
+    TraceEntry,
+)
+from exchange.auction.pinging import _bid_id, _without, _write_trace, expire_ping
+from exchange.auction.ranking import RankedAuction
+from exchange.auth.parties import Principal
+from exchange.errors import ApiError, FieldProblem, validation_error
+from exchange.ids import new_id
+from exchange.intake import service as intake
+from exchange.intake import verticals as vertical_store
+from exchange.intake.messages import LeadIn
+from exchange.intake.validate import Stage, ValidLead, validate_lead
+from exchange.matching.caps import breach_details
+from exchange.store.tables import (
+    cap_holds,
+    idempotency_keys,
+    lead_pii,
+    leads,
+    pings,
+    sales,
+)
+
+
+class _PingRow(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    supplier_id: uuid.UUID
+    status: str
+    test: bool
+    fields: dict[str, Any]
+    offer: dict[str, Any] | None
+    expires_at: dt.datetime
+    lead_id: uuid.UUID | None
+
+
+def _denormalize(spec: Any, value: Any) -> Any:
+    """A stored value in a form its normaliser reads back to the same value. Only money
+    differs: stored as minor units, written by suppliers in major units."""
+    from exchange.intake.fields import FieldFormat
+
+    if spec.format is FieldFormat.MONEY and isinstance(value, int):
+        sign = "-" if value < 0 else ""
+        return f"{sign}{abs(value) // 100}.{abs(value) % 100:02d}"
+    return value
+
+
+def _merge_with_ping(vertical: vertical_store.Vertical, ping_fields: Mapping[str, Any], post_fields: Mapping[str, Any]) -> tuple[dict[str, Any], list[FieldProblem]]:
+    """Post fields over ping fields; a ping field may be omitted on the post but not changed."""
+    by_name = {spec.name: spec for spec in vertical.fields}
+    merged = dict(post_fields)
+    for name, value in ping_fields.items():
+        if name not in merged and name in by_name:
+            merged[name] = _denormalize(by_name[name], value)
+    return merged, []
+
+
+def _contradictions(ping_fields: Mapping[str, Any], lead: ValidLead) -> list[FieldProblem]:
+    problems = []
+    for name, ping_value in ping_fields.items():
+        value = lead.fields.get(name, lead.pii.get(name))
+        if value != ping_value:
+            problems.append(FieldProblem(f"fields.{name}", f"differs from the ping ({ping_value!r}); fields sent on the ping cannot change"))
+    return problems
+
+
+async def post(
+    ctx: Context,
+    supplier: Principal,
+    data: PostIn,
+    *,
+    body: bytes,
+    idempotency_key: str | None = None,
+    direct: bool = False,
+    unsold_reasons: list[str] | None = None,
+) -> intake.Accepted:
+    """Sell a pinged lead: the post walk over the ping's ranked bids, no loss to the supplier.
+
+    ``direct``: the exchange made the ping itself (direct post), so a ping without bids is
+    still posted, to record the lead as unsold."""
+    now = _now()
+    async with ctx.db.read() as conn:
+        row = (await conn.execute(sa.select(pings).where(pings.c.id == data.ping_id))).first()
+        if row is None:
+            raise ApiError(404, "not_found", "no such ping")
+        ping_row = _PingRow(
+            id=row.id, supplier_id=row.supplier_id, status=row.status, test=row.test, fields=row.fields,
+            offer=row.offer, expires_at=row.expires_at, lead_id=row.lead_id,
+        )  # fmt: skip
+        if ping_row.supplier_id != supplier.party_id:
+            raise ApiError(403, "forbidden", "this ping belongs to another supplier")
+        key = idempotency_key or f"{POST_IDEMPOTENCY_PREFIX}{data.ping_id}"
+        replay = await _replay_post(conn, supplier.party_id, key, body, supplier_key=idempotency_key is not None and not idempotency_key.startswith("direct:"))
+        if replay is not None:
+            return replay
+        vertical_id = row.vertical_id
+        from exchange.store.tables import verticals as verticals_table
+
+        slug = (await conn.execute(sa.select(verticals_table.c.slug).where(verticals_table.c.id == vertical_id))).scalar_one()
+    postable = (PING_OPEN, PING_UNMATCHED) if direct else (PING_OPEN,)
+    if ping_row.status not in postable:
+        code = {PING_UNMATCHED: "ping_unmatched", PING_EXPIRED: "ping_expired"}.get(ping_row.status, "ping_used")
+        raise _conflict(code, f"this ping cannot be posted: it is {ping_row.status}")
+    if ping_row.expires_at <= now:
+        raise _conflict("ping_expired", f"this ping expired at {ping_row.expires_at.isoformat()}")
+
+    vertical, market = await _vertical_and_market(ctx, slug)
+    merged, _ = _merge_with_ping(vertical, ping_row.fields, data.fields)
+    meta = (ping_row.offer or {}).get("meta", {})
+    lead_in = LeadIn(
+        vertical=slug,
+        fields=merged,
+        source=meta.get("source"),
+        sub_ids=msgspec.convert(meta["sub_ids"], intake.SubIds) if meta.get("sub_ids") else None,
+        consent=data.consent,
+        test=ping_row.test,
+    )
+    result = validate_lead(vertical.fields, lead_in, Stage.POST, intake.limits_of(ctx.settings))
+    if isinstance(result, list):
+        raise validation_error(result)
+    contradictions = _contradictions(ping_row.fields, result)
+    if contradictions:
+        raise ApiError(422, "contradicts_ping", "the post changes fields sent on the ping", fields=contradictions)
+
+    offer = ping_row.offer or {}
+    ranked = msgspec.convert(offer["ranked"], RankedAuction)
+    promises = list(offer.get("promises", []))
+    holds = [msgspec.convert(h, cap_store.Hold) for h in offer.get("holds", [])]
+    if data.bid_ids is not None:
+        ranked, promises = _choose_bids(ranked, promises, data.ping_id, data.bid_ids)
+
+    try:
+        lead_id = await _claim_ping_and_store_lead(
+            ctx, supplier, vertical, ping_row, lead_in, result, key, body, now, direct=direct
+        )
+    except _Replayed as replayed:
+        return replayed.accepted
+    return await _walk(
+        ctx, market, supplier, ping_row, lead_id, ranked, promises, holds, result, lead_in, key, now,
+        unsold_reasons=unsold_reasons,
+    )  # fmt: skip
+
+
+def _choose_bids(ranked: RankedAuction, promises: list[int], ping_id: uuid.UUID, bid_ids: list[str]) -> tuple[RankedAuction, list[int]]:
+    offered = ranked.groups[0][: ranked.max_sells] if ranked.groups else ()
+    chosen = {c.campaign_id for c in offered if _bid_id(ping_id, c.campaign_id) in set(bid_ids)}
+    unknown = set(bid_ids) - {_bid_id(ping_id, c.campaign_id) for c in offered}
+    if unknown or not chosen:
+        raise validation_error([FieldProblem("bid_ids", "name bids offered on this ping")])
+    dropped = {c.campaign_id for c in offered} - chosen
+    for campaign_id in dropped:
+        ranked = _without(ranked, campaign_id)
+    kept = [c.payout_minor for c in offered if c.campaign_id in chosen]
+    return ranked, kept
+
+
+async def _replay_post(
+    conn: AsyncConnection, party_id: uuid.UUID, key: str, body: bytes, *, supplier_key: bool = False
+) -> intake.Accepted | None:
+    row = (
+        await conn.execute(
+            sa.select(idempotency_keys.c.request_hash, idempotency_keys.c.status_code, idempotency_keys.c.response)
+            .where(idempotency_keys.c.party_id == party_id, idempotency_keys.c.key == key)
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.status_code is None:
+        raise _conflict("post_in_progress", "this lead is being sold right now; retry in a moment for its answer")
+    if row.request_hash != intake.request_hash(body):
+        if supplier_key:
+            raise ApiError(
+                422, "idempotency_key_reused",
+                "this Idempotency-Key was used with a different request body",
+                fields=[FieldProblem("headers.Idempotency-Key", "already used for another request")],
+            )  # fmt: skip
+        raise _conflict("ping_used", "this ping was already posted with another body")
+    return intake.Accepted(status_code=row.status_code, body=row.response, replayed=True)
+
+
+async def _claim_ping_and_store_lead(
+    ctx: Context,
+    supplier: Principal,
+    vertical: vertical_store.Vertical,
+    ping_row: _PingRow,
+    lead_in: LeadIn,
+    lead: ValidLead,
+    key: str,
+    body: bytes,
+    now: dt.datetime,
+    *,
+    direct: bool,
+) -> uuid.UUID:
+    lead_id = new_id()
+    postable = (PING_OPEN, PING_UNMATCHED) if direct else (PING_OPEN,)
+    try:
+        async with ctx.db.write() as conn:
+            claimed_key = await conn.execute(
+                intake._insert(conn, idempotency_keys)
+                .values(party_id=supplier.party_id, key=key, request_hash=intake.request_hash(body), status_code=None, response=None, created_at=now)
+                .on_conflict_do_nothing()
+                .returning(idempotency_keys.c.key)
+            )
+            if claimed_key.first() is None:
+                raise intake._KeyTaken()
+            claimed = await conn.execute(
+                pings.update()
+                .where(pings.c.id == ping_row.id, pings.c.status.in_(postable), pings.c.expires_at >= now)
+                .values(status=PING_POSTING, lead_id=lead_id)
+            )
+            if claimed.rowcount != 1:
+                raise _conflict("ping_used", "this ping was posted or expired meanwhile")
+            await intake.claim_duplicates(conn, ctx.settings, vertical, lead, lead_id, now, test=lead_in.test)
+            await conn.execute(
+                leads.insert().values(
+                    id=lead_id,
+                    vertical_id=vertical.id,
+                    vertical_version=vertical.version,
+                    supplier_id=supplier.party_id,
+                    status=LEAD_POSTING,
+                    test=lead_in.test,
+                    source=lead_in.source,
+                    sub_ids=msgspec.to_builtins(lead_in.sub_ids) if lead_in.sub_ids else None,
+                    fields=lead.fields,
+                    consent=msgspec.to_builtins(lead.consent) if lead.consent else None,
+                    created_at=now,
+                    ping_id=ping_row.id,
+                    sold_count=0,
+                )
+            )
+            if lead.pii:
+                await conn.execute(lead_pii.insert().values(lead_id=lead_id, pii=lead.pii))
+    except intake._KeyTaken:
+        if direct:  # our own ping lost the race to a twin request: free its holds
+            await expire_ping(ctx, ping_row.id)
+        async with ctx.db.read() as conn:
+            replay = await _replay_post(conn, supplier.party_id, key, body)
+        if replay is None:  # pragma: no cover
+            raise _conflict("post_in_progress", "retry in a moment") from None
+        raise _Replayed(replay) from None
+    except intake._Duplicate as dup:
+        await expire_ping(ctx, ping_row.id)  # a duplicate will not be sold: free its holds now
+        raise intake.duplicate_error(vertical, dup.path) from None
+    return lead_id
+
+
+class _Replayed(Exception):
+    def __init__(self, accepted: intake.Accepted) -> None:
+        self.accepted = accepted
+
+
+async def _walk(
+    ctx: Context,
+    market: VerticalMarket,
+    supplier: Principal,
+    ping_row: _PingRow,
+    lead_id: uuid.UUID,
+    ranked: RankedAuction,
+    promises: list[int],
+    holds: list[cap_store.Hold],
+    lead: ValidLead,
+    lead_in: LeadIn,
+    key: str,
+    now: dt.datetime,
+    *,
+    unsold_reasons: list[str] | None,
+) -> intake.Accepted:
+    overrides: dict[str, TraceEntry] = {}
+    held = {h.campaign_id for h in holds}
+    references: dict[str, str | None] = {}
+    done: Done | None = None
+    if promises and not lead_in.test:
+        state = start_walk(ranked, promises)
+        while True:
+            action = next_post(state)
+            if isinstance(action, Done):
+                done = action
+                break
+            outcome = await _post_one(
+                ctx, market, action, lead_id, ping_row, lead, lead_in, holds, held, overrides,
+                references, now, max_sells=ranked.max_sells,
+            )  # fmt: skip
+            state = record(state, action.candidate.campaign_id, outcome)
+    sold = list(done.sales) if done else []
+    payout = sum(s.payout_minor for s in sold)
+    status = LEAD_SOLD if sold else LEAD_UNSOLD
+    entries = _post_entries(ranked, done, overrides)
+    out = PostOut(
+        status=status,
+        lead_id=lead_id,
+        vertical=market.slug,
+        test=lead_in.test,
+        payout_minor=payout,
+        currency=market.currency,
+        sales=len(sold),
+        reasons=[] if sold else (unsold_reasons or sorted({e.reason for e in entries.values() if e.reason})),
+    )
+    response = _encode(out)
+    async with ctx.db.write() as conn:
+        await conn.execute(leads.update().where(leads.c.id == lead_id).values(status=status))
+        await conn.execute(pings.update().where(pings.c.id == ping_row.id).values(status=PING_POSTED))
+        # capacity still held for bids that never sold goes back
+        leftover = [h for h in holds if h.campaign_id in held and h.campaign_id not in {s.campaign_id for s in sold}]
+        await cap_store.release(conn, leftover)
+        await conn.execute(cap_holds.delete().where(cap_holds.c.ping_id == ping_row.id))
+        await _write_trace(conn, lead_id, "post", _Auction(ranked=ranked, entries=entries, excluded_by_index=0, currency=market.currency), now)
+        await conn.execute(
+            idempotency_keys.update()
+            .where(idempotency_keys.c.party_id == supplier.party_id, idempotency_keys.c.key == key)
+            .values(status_code=201, response=response)
+        )
+    return intake.Accepted(status_code=201, body=response, replayed=False)
+
+
+def _post_entries(ranked: RankedAuction, done: Done | None, overrides: dict[str, TraceEntry]) -> dict[str, TraceEntry]:
+    entries: dict[str, TraceEntry] = {}
+    by_id = {c.campaign_id: c for c in ranked.candidates()}
+    for result in done.results if done else ():
+        c = by_id[result.campaign_id]
+        entries[result.campaign_id] = overrides.get(result.campaign_id) or TraceEntry(
+            campaign_id=result.campaign_id, buyer_id=result.buyer_id, reason=result.reason.value,
+            bid_minor=c.bid.amount_minor, payout_minor=c.payout_minor,
+        )  # fmt: skip
+    return entries
+
+
+async def _post_one(
+    ctx: Context,
+    market: VerticalMarket,
+    action: PostAction,
+    lead_id: uuid.UUID,
+    ping_row: _PingRow,
+    lead: ValidLead,
+    lead_in: LeadIn,
+    holds: list[cap_store.Hold],
+    held: set[str],
+    overrides: dict[str, TraceEntry],
+    references: dict[str, str | None],
+    now: dt.datetime,
+    *,
+    max_sells: int,
+) -> PostOutcome:
+    from exchange import delivery
+
+    candidate = action.candidate
+    campaign = market.rules.get(candidate.campaign_id)
+    price = candidate.bid.amount_minor
+    entry = TraceEntry(
+        campaign_id=candidate.campaign_id, buyer_id=candidate.buyer_id, reason=None,
+        bid_minor=price, payout_minor=action.promised_payout_minor,
+    )  # fmt: skip
+    overrides[candidate.campaign_id] = entry
+    if campaign is None:
+        entry.reason = reasons.POST_ERROR
+        entry.details["error"] = "campaign removed since the ping"
+        return PostOutcome.ERROR
+    # Money and capacity first, in one transaction: a buyer is never posted a lead it
+    # cannot pay for or has no room for.
+    new_holds: list[cap_store.Hold] = []
+    async with ctx.db.write() as conn:
+        if not await funds.charge(conn, campaign.buyer_id, price, now):
+            entry.reason = reasons.INSUFFICIENT_BALANCE
+            return PostOutcome.ERROR
+        if campaign.campaign_id not in held:
+            reserved = await cap_store.reserve(conn, campaign.campaign_id, campaign.caps, campaign.timezone, price, now)
+            if not isinstance(reserved, list):
+                await funds.refund(conn, campaign.buyer_id, price, now)
+                entry.reason = reserved.reason
+                entry.details.update(breach_details(reserved))
+                return PostOutcome.ERROR
+            new_holds = reserved
+    endpoints = _endpoints(market, campaign.campaign_id)
+    outcome = PostOutcome.ACCEPTED
+    reference = None
+    if endpoints is not None and endpoints.post is not None:
+        payload = delivery.LeadPayload(
+            lead_id=str(lead_id), ping_id=str(ping_row.id), vertical=market.slug, fields=lead.fields,
+            pii=lead.pii, consent=msgspec.to_builtins(lead.consent) if lead.consent else None,
+            source=lead_in.source, test=lead_in.test,
+        )  # fmt: skip
+        try:
+            request = delivery.build_request(
+                endpoints.post, "post", payload, secret=signing_secret(ctx.settings, campaign.buyer_id),
+                now_s=int(now.timestamp()), delivery_id=f"{lead_id}:{campaign.campaign_id}",
+            )  # fmt: skip
+        except delivery.MappingError as exc:
+            request = None
+            entry.details["error"] = str(exc)[:200]
+        if request is None or ctx.http is None:  # unmappable lead, or a dry run
+            entry.reason = reasons.POST_ERROR
+            entry.reason = reasons.POST_ERROR
+            outcome = PostOutcome.ERROR
+        else:
+            exchange = await delivery.send(ctx.http, request, endpoints.post.timeout_for("post"))
+            verdict = delivery.classify_post(endpoints.post, exchange)
+            outcome = verdict.outcome
+            entry.latency_ms = verdict.latency_ms
+            if verdict.reason is not None:
+                entry.reason = verdict.reason
+                if verdict.detail:
+                    entry.details["answer"] = verdict.detail
+            reference = verdict.reference
+    campaign_holds = [h for h in holds if h.campaign_id == campaign.campaign_id] + new_holds
+    async with ctx.db.write() as conn:
+        if outcome is PostOutcome.ACCEPTED:
+            bumped = await conn.execute(
+                leads.update()
+                .where(leads.c.id == lead_id, leads.c.sold_count < max_sells)
+                .values(sold_count=leads.c.sold_count + 1)
+            )
+            if bumped.rowcount != 1:  # pragma: no cover - the walk never over-sells
+                raise RuntimeError("lead already sold as often as it may be")
+            await conn.execute(
+                sales.insert().values(
+                    id=new_id(), lead_id=lead_id, campaign_id=uuid.UUID(campaign.campaign_id),
+                    buyer_id=uuid.UUID(campaign.buyer_id), supplier_id=ping_row.supplier_id,
+                    price_minor=price, payout_minor=action.promised_payout_minor,
+                    margin_minor=price - action.promised_payout_minor, currency=market.currency,
+                    reference=reference, created_at=now,
+                )
+            )  # fmt: skip
+            await funds.mark_won(conn, campaign.buyer_id, now)
+            entry.reason = reasons.SOLD
+            held.discard(campaign.campaign_id)  # the hold became a sale: it is kept
+        else:
+            await funds.refund(conn, campaign.buyer_id, price, now)
+            await cap_store.release(conn, campaign_holds)
+            held.discard(campaign.campaign_id)
+    references[campaign.campaign_id] = reference
+    return outcome
