@@ -111,6 +111,35 @@ def fake_lead(vertical_slug: str, fields: list[FieldSpec], rng: random.Random) -
     }
 
 
+def _log_answer(how: str, status: int, body: dict[str, Any]) -> None:
+    if status in (200, 201) and body.get("status") == "sold":
+        log.info("demo lead sold (%s): supplier earns $%.2f", how, body["payout_minor"] / 100,
+                 extra={"lead_id": body["lead_id"], "vertical": body["vertical"]})  # fmt: skip
+    elif status in (200, 201):
+        log.info("demo lead unsold (%s)", how, extra={"reasons": ",".join(body.get("reasons", []))})
+    else:
+        log.info("demo lead refused (%s)", how, extra={"status": status, "code": body["error"]["code"]})
+
+
+async def _ping_then_post(http: aiohttp.ClientSession, lead: dict[str, Any], fields: list[FieldSpec]) -> None:
+    pii = {spec.name for spec in fields if spec.pii}
+    ping = {
+        "vertical": lead["vertical"],
+        "fields": {k: v for k, v in lead["fields"].items() if k not in pii},
+        "source": lead["source"],
+        "sub_ids": lead["sub_ids"],
+    }
+    async with http.post("/v1/pings", json=ping) as resp:
+        offer = await resp.json()
+    if resp.status != 200 or offer["status"] != "accepted":
+        log.info("demo ping got no bid", extra={"reasons": ",".join(offer.get("reasons", []))})
+        return
+    log.info("demo ping offered $%.2f", offer["payout_minor"] / 100)
+    post = {"ping_id": offer["ping_id"], "fields": lead["fields"], "consent": lead["consent"]}
+    async with http.post("/v1/posts", json=post) as resp:
+        _log_answer("ping + post", resp.status, await resp.json())
+
+
 async def traffic(settings: Settings, base_url: str, key: str) -> None:
     """Post a fake lead every few seconds, forever (until the app stops)."""
     rng = random.Random()
@@ -132,12 +161,12 @@ async def traffic(settings: Settings, base_url: str, key: str) -> None:
                             if v["active"]
                         ]
                 slug, fields = rng.choice(verticals)
-                async with http.post("/v1/leads", json=fake_lead(slug, fields, rng)) as resp:
-                    body = await resp.json()
-                    if resp.status == 201:
-                        log.info("demo lead accepted", extra={"lead_id": body["lead_id"], "vertical": slug})
-                    else:
-                        log.info("demo lead refused", extra={"status": resp.status, "code": body["error"]["code"]})
+                lead = fake_lead(slug, fields, rng)
+                if rng.random() < 0.5:
+                    await _ping_then_post(http, lead, fields)
+                else:
+                    async with http.post("/v1/leads", json=lead) as resp:
+                        _log_answer("direct post", resp.status, await resp.json())
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the demo must never take the exchange down

@@ -21,7 +21,10 @@ SENSITIVE_KEYS = frozenset(
      "phone", "email", "first_name", "last_name", "address"}
 )  # fmt: skip
 QUIET_LOGGERS = ("httpx", "alembic.runtime.plugins", "aiosqlite")
-_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message"}
+# Attributes every record has, or that formatters and servers add: not "extras" to print.
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message", "asctime", "color_message", "taskName",
+}  # fmt: skip
 _encode = msgspec.json.Encoder(enc_hook=str).encode
 
 

@@ -22,6 +22,7 @@ Semantics, chosen so that a filter never passes by accident:
 from __future__ import annotations
 
 import ast
+import warnings
 import functools
 import re
 from collections.abc import Callable, Mapping
@@ -132,7 +133,10 @@ class _Builder:
         if len(text) > EXPRESSION_MAX_CHARS:
             raise UnsafeExpression(f"longer than {EXPRESSION_MAX_CHARS} characters")
         try:
-            tree = ast.parse(text, mode="eval")
+            with warnings.catch_warnings():
+                # A buyer's text may hold odd escapes; Python's warnings about them are noise.
+                warnings.simplefilter("ignore")
+                tree = ast.parse(text, mode="eval")
         except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
             # ValueError: NUL bytes; MemoryError/RecursionError: pathological nesting.
             raise UnsafeExpression(f"not a valid expression: {getattr(exc, 'msg', exc)}") from None

@@ -253,3 +253,74 @@ traces = sa.Table(
     sa.Column("decisions", JSONType, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
+
+
+# --- The ledger (exchange.ledger) --------------------------------------------------------------
+
+# One row per account: `buyer:<party id>`, `supplier:<party id>`, `exchange:revenue:<CCY>`,
+# `exchange:cash:<CCY>`. An account holds one currency, set when it is first posted to.
+ledger_accounts = sa.Table(
+    "ledger_accounts",
+    metadata,
+    sa.Column("code", sa.String(80), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # exchange.ledger.AccountKind
+    sa.Column("party_id", sa.Uuid, sa.ForeignKey("parties.id"), nullable=True),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index(None, "party_id"),
+)
+
+# Append-only: a journal entry is never updated or deleted; corrections are new entries.
+# The id is the idempotency key; request_hash (SHA-256 of the canonical postings) tells a
+# replay from a reuse of the id with other contents.
+journal_entries = sa.Table(
+    "journal_entries",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # exchange.ledger.EntryKind
+    sa.Column("lead_id", sa.Uuid, nullable=True),
+    sa.Column("sale_id", sa.Uuid, nullable=True),
+    # A reversal names the entry it undoes; unique, so nothing is reversed twice.
+    sa.Column("reverses_id", sa.Uuid, sa.ForeignKey("journal_entries.id"), nullable=True, unique=True),
+    sa.Column("memo", sa.String(500), nullable=False),
+    sa.Column("period", sa.String(7), nullable=False),  # 'YYYY-MM', UTC
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("created_by", sa.Uuid, sa.ForeignKey("parties.id"), nullable=True),  # null: the system
+    sa.Index(None, "lead_id"),
+    sa.Index(None, "sale_id"),
+    sa.Index(None, "period", "created_at"),
+)
+
+# The legs of an entry: signed minor units, debit positive, credit negative; they sum to zero
+# per currency within each entry.
+postings = sa.Table(
+    "postings",
+    metadata,
+    sa.Column("entry_id", sa.Uuid, sa.ForeignKey("journal_entries.id"), primary_key=True),
+    sa.Column("line", sa.Integer, primary_key=True),
+    sa.Column("account_code", sa.String(80), sa.ForeignKey("ledger_accounts.code"), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Index(None, "account_code", "entry_id"),
+)
+
+# The running sum of each party account's postings (debits minus credits), moved by a guarded
+# UPDATE in the transaction that inserts the postings: the funds check and the lock in one.
+# The exchange's own accounts have no row here (see exchange.ledger.accounts).
+account_balances = sa.Table(
+    "account_balances",
+    metadata,
+    sa.Column("account_code", sa.String(80), sa.ForeignKey("ledger_accounts.code"), primary_key=True),
+    sa.Column("balance_minor", sa.BigInteger, nullable=False),
+)
+
+# Accounting periods (UTC months). A row appears with the first entry of its month; a closed
+# period takes no new entries.
+ledger_periods = sa.Table(
+    "ledger_periods",
+    metadata,
+    sa.Column("period", sa.String(7), primary_key=True),
+    sa.Column("closed_at", UTCDateTime, nullable=True),
+    sa.Column("closed_by", sa.Uuid, sa.ForeignKey("parties.id"), nullable=True),
+)
