@@ -90,6 +90,12 @@ async def _run_auction(
             entry.reason = reasons.INSUFFICIENT_BALANCE
             entry.details["price_minor"] = amount
             continue
+        if 1 < campaign.max_sells < max_sells:
+            # It buys leads shared with at most N buyers; this one may go to more. (Exclusive-
+            # only campaigns are the ranking's to drop, with the same reason.)
+            entry.reason = reasons.EXCLUSIVITY_CONFLICT
+            entry.details.update(campaign_max_sells=campaign.max_sells, lead_max_sells=max_sells)
+            continue
         buyer = market.buyers.get(campaign.buyer_id)
         bids.append(
             Bid(

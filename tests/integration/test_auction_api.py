@@ -300,3 +300,18 @@ def test_a_schedule_opens_and_closes_on_the_campaigns_clock(market):
             assert out["status"] == expected, (moment, out)
             if expected == "unsold":
                 assert out["reasons"] == ["schedule_closed"]
+
+
+def test_shared_leads_respect_each_campaigns_share_limit(market):
+    exchange, supplier, a, b = market
+    exclusive = add_campaign(exchange.settings, a.id, fixed_price_minor=4000)  # max_sells 1
+    two_way = add_campaign(exchange.settings, b.id, fixed_price_minor=3000, max_sells=2)
+    c = exchange.new_party(PartyKind.BUYER, "C")
+    fund(exchange.settings, c.id, 100_000)
+    three_way = add_campaign(exchange.settings, c.id, fixed_price_minor=2000, max_sells=3)
+    r = exchange.client.post("/v1/pings", json=ping_body() | {"max_sells": 3}, headers=supplier.headers)
+    offer = decode(r)
+    assert offer["status"] == "accepted" and len(offer["bids"]) == 1 and offer["payout_minor"] == 1600
+    trace = decode(exchange.client.get(f"/v1/pings/{offer['ping_id']}/trace", headers=exchange.operator.headers))
+    reasons = {e["campaign_id"]: e["reason"] for e in trace["stages"][0]["entries"]}
+    assert reasons == {exclusive: "exclusivity_conflict", two_way: "exclusivity_conflict", three_way: None}
