@@ -199,6 +199,8 @@ def create_app(settings: Settings | None = None, *, in_process_worker: bool = Tr
         tasks = []
         if settings.maintenance_interval_s > 0:
             tasks.append(asyncio.create_task(_maintenance(settings.maintenance_interval_s, "purge_expired")))
+        if settings.delivery_sweep_interval_s > 0:
+            tasks.append(asyncio.create_task(_maintenance(settings.delivery_sweep_interval_s, "sweep_deliveries")))
         if settings.ping_sweep_interval_s > 0:
             tasks.append(asyncio.create_task(_maintenance(settings.ping_sweep_interval_s, "expire_pings")))
         if settings.demo:

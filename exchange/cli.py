@@ -199,6 +199,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     table.add_row("revenue (buyers paid)", _money(summary.revenue_minor))
     table.add_row("paid to the supplier", _money(summary.payout_minor))
     table.add_row("exchange margin", _money(summary.revenue_minor - summary.payout_minor))
+    table.add_row("trial balance zero", "yes" if summary.books_balance else "NO")
+    table.add_row("reconciliation", "no anomaly" if summary.reconciled else "ANOMALIES")
     console.print(table)
     if summary.reasons:
         reasons = Table(title="Why leads did not sell (reason: leads)")
@@ -291,6 +293,112 @@ def _safe_url(url: str) -> str:
     return sa.engine.make_url(url).render_as_string(hide_password=True)
 
 
+# --- exchange ledger ...: finance at the console (exchange.ledger) --------------------------------
+
+
+def _ledger_period(value: str | None) -> str | None:
+    from exchange.ledger import is_period
+
+    if value is not None and not is_period(value):
+        raise SystemExit(f"error: period {value!r} is not a UTC month, YYYY-MM")
+    return value
+
+
+def cmd_ledger_trial_balance(settings: Settings, args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from exchange import ledger
+
+    period = _ledger_period(args.period)
+    report = _run_db(settings, lambda conn: ledger.trial_balance(conn, period))
+    table = Table(title=f"Trial balance at the end of {period or 'now'} (minor units)")
+    for column in ("account", "currency", "debit", "credit"):
+        table.add_column(column, justify="right" if column in ("debit", "credit") else "left")
+    for line in report.lines:
+        table.add_row(line.account, line.currency, f"{line.debit_minor:,}", f"{line.credit_minor:,}")
+    for total in report.totals:
+        table.add_row(f"[bold]total (difference {total.difference_minor:,})", total.currency,
+                      f"{total.debits_minor:,}", f"{total.credits_minor:,}")  # fmt: skip
+    console = Console()
+    console.print(table)
+    console.print("balanced" if report.balanced else "[red]NOT BALANCED[/red]")
+    return 0 if report.balanced else 1
+
+
+def cmd_ledger_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from exchange import ledger
+
+    period = _ledger_period(args.period)
+    report = _run_db(settings, lambda conn: ledger.reconcile(conn, period))
+    console = Console()
+    if report.ok:
+        console.print(f"reconciled {report.sales_checked} sales ({period or 'all periods'}): no anomaly")
+        return 0
+    table = Table(title=f"{len(report.anomalies)} anomalies in {report.sales_checked} sales ({period or 'all periods'})")
+    table.add_column("anomaly", no_wrap=True)  # the code is what people grep for
+    for column in ("sale", "entry", "account", "detail"):
+        table.add_column(column, overflow="fold")
+    for a in report.anomalies:
+        table.add_row(a.code, str(a.sale_id or ""), str(a.entry_id or ""), a.account or "", a.detail)
+    console.print(table)
+    return 1
+
+
+def cmd_ledger_statement(settings: Settings, args: argparse.Namespace) -> int:
+    from exchange import ledger
+
+    period = _ledger_period(args.period)
+    try:
+        party_id = uuid.UUID(args.party)
+    except ValueError:
+        print(f"error: --party {args.party!r} is not a party id", file=sys.stderr)
+        return 2
+    text = _run_db(settings, lambda conn: ledger.statement_csv(conn, party_id, period))
+    if args.out:
+        with open(args.out, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+        print(f"wrote {text.count(chr(10)) - 1} lines to {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_ledger_close_period(settings: Settings, args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from exchange import ledger
+
+    period = _ledger_period(args.period)
+    now = dt.datetime.now(dt.timezone.utc)
+    info = _run_db(settings, lambda conn: ledger.close_period(conn, period, now=now))
+    print(f"period {info.period} closed at {info.closed_at:%Y-%m-%d %H:%M:%S} UTC; "
+          "later corrections go into an open period")  # fmt: skip
+    return 0
+
+
+def _add_ledger_commands(sub: Any) -> None:
+    ledger_parser = sub.add_parser("ledger", help="finance: trial balance, reconciliation, statements, periods")
+    ledger_sub = ledger_parser.add_subparsers(dest="ledger_command", required=True)
+    trial = ledger_sub.add_parser("trial-balance", help="balances per account; exit 1 unless debits equal credits")
+    trial.add_argument("--period", help="YYYY-MM: balances at its end (default: now)")
+    trial.set_defaults(func=cmd_ledger_trial_balance)
+    rec = ledger_sub.add_parser("reconcile", help="pair delivered sales with charges; exit 1 on any anomaly")
+    rec.add_argument("--period", help="YYYY-MM (default: all periods)")
+    rec.set_defaults(func=cmd_ledger_reconcile)
+    statement = ledger_sub.add_parser("statement", help="a party's statement for a period, as CSV")
+    statement.add_argument("--party", required=True, help="the party's id")
+    statement.add_argument("--period", required=True, help="YYYY-MM")
+    statement.add_argument("--out", help="write to this file (default: standard output)")
+    statement.set_defaults(func=cmd_ledger_statement)
+    close = ledger_sub.add_parser("close-period", help="lock a finished month against new entries")
+    close.add_argument("period", help="YYYY-MM")
+    close.set_defaults(func=cmd_ledger_close_period)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="exchange", description="The lead exchange.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -350,6 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = key_sub.add_parser("revoke", help="revoke a key by its prefix")
     revoke.add_argument("prefix")
     revoke.set_defaults(func=cmd_key_revoke)
+
+    _add_ledger_commands(sub)
     return parser
 
 

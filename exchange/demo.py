@@ -225,6 +225,7 @@ async def ensure_demo_market(conn: AsyncConnection, simulator_url: str) -> int:
     from exchange.auth.parties import PartyIn, PartyKind, create_party
     from exchange.campaigns import service as campaigns
     from exchange.campaigns.terms import BuyerAccountIn, upsert_account
+    from exchange.ledger import deposit_entry, entry_id, post_entry
     from exchange.simulator import endpoints
     from exchange.store.tables import campaigns as campaigns_table
     from exchange.store.tables import parties
@@ -239,9 +240,11 @@ async def ensure_demo_market(conn: AsyncConnection, simulator_url: str) -> int:
         if row is None:
             party = await create_party(conn, PartyIn(kind=PartyKind.BUYER, name=buyer["name"], timezone="America/New_York"))
             buyer_id = party.id
-            await upsert_account(
-                conn, buyer_id, BuyerAccountIn(balance_minor=DEMO_BALANCE_MINOR, credit_limit_minor=0)
+            await upsert_account(conn, buyer_id, BuyerAccountIn(credit_limit_minor=0))
+            deposit = deposit_entry(
+                entry_id("demo-deposit", buyer_id), buyer_id, DEMO_BALANCE_MINOR, "USD", memo="demo deposit"
             )
+            await post_entry(conn, deposit, now=dt.datetime.now(dt.timezone.utc))
             for spec in buyer["campaigns"]:
                 data = dict(spec)
                 if buyer["sim"]:
@@ -272,6 +275,8 @@ class DemoSummary(msgspec.Struct, kw_only=True):
     revenue_minor: int = 0
     payout_minor: int = 0
     reasons: dict[str, int] = {}
+    books_balance: bool = False  # the trial balance is zero
+    reconciled: bool = False  # every delivered sale has exactly one charge and payout
 
 
 async def run_demo(settings: Settings, leads: int, progress: Any = None) -> DemoSummary:
@@ -326,8 +331,19 @@ async def run_demo(settings: Settings, leads: int, progress: Any = None) -> Demo
     try:
         async with db.read() as conn:
             summary.revenue_minor = int(
-                (await conn.execute(sa.select(sa.func.coalesce(sa.func.sum(sales.c.price_minor), 0)))).scalar_one()
+                (
+                    await conn.execute(
+                        sa.select(sa.func.coalesce(sa.func.sum(sales.c.price_minor), 0)).where(
+                            sales.c.status == "delivered"
+                        )
+                    )
+                ).scalar_one()
             )
+            from exchange.ledger import reconcile, trial_balance
+
+            trial = await trial_balance(conn)
+            summary.books_balance = trial.balanced
+            summary.reconciled = (await reconcile(conn)).ok
     finally:
         await db.dispose()
     return summary

@@ -59,6 +59,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     campaign_cache_ttl_ms: int = 1_000  # other processes see campaign changes within this
     http_connections_max: int = 200  # open connections to buyers, per process
 
+    # Delivery to buyers: the first attempt runs in the supplier's post; transport errors are
+    # retried by workers with exponential backoff, within both bounds below.
+    delivery_max_attempts: int = 8
+    delivery_max_age_s: int = 3_600
+    delivery_backoff_min_ms: int = 2_000
+    delivery_backoff_max_ms: int = 300_000
+    delivery_lease_ms: int = 30_000  # an attempt holds its delivery this long before another may
+    delivery_sweep_interval_s: int = 15  # how often pending deliveries past due are re-sent
+
     # Lifetimes.
     idempotency_ttl_hours: int = 24
     # How often each API process enqueues housekeeping (purge_expired); 0 turns it off.

@@ -52,24 +52,32 @@ def add_campaign(settings, buyer_id: uuid.UUID, vertical: str = "solar", **overr
 
 
 def fund(settings, buyer_id: uuid.UUID, balance_minor: int, credit_minor: int = 0, **extra: Any) -> None:
+    """Give a buyer money the way finance does: a deposit in the ledger (added to what it has),
+    and its terms."""
+    from exchange.ledger import deposit_entry, post_entry
+
     async def work(conn):
         await conn.execute(buyer_accounts.delete().where(buyer_accounts.c.buyer_id == buyer_id))
         await conn.execute(
             buyer_accounts.insert().values(
-                buyer_id=buyer_id, balance_minor=balance_minor, credit_limit_minor=credit_minor,
+                buyer_id=buyer_id, balance_minor=0, credit_limit_minor=credit_minor,
                 margin=extra.get("margin"), penalty_bps=extra.get("penalty_bps", 0),
                 last_won_at=extra.get("last_won_at"), updated_at=NOW,
             )
         )  # fmt: skip
+        if balance_minor > 0:
+            entry = deposit_entry(uuid.uuid4(), buyer_id, balance_minor, "USD", memo="test deposit")
+            await post_entry(conn, entry, now=dt.datetime.now(dt.timezone.utc))
 
     run(settings, work)
 
 
 def balance(settings, buyer_id: uuid.UUID) -> int:
-    return run(
-        settings,
-        lambda c: c.execute(sa.select(buyer_accounts.c.balance_minor).where(buyer_accounts.c.buyer_id == buyer_id)),
-    ).scalar_one()
+    """The buyer's ledger balance (prepaid money left)."""
+    from exchange.ledger import accounts
+    from exchange.ledger import balance as ledger_balance
+
+    return run(settings, lambda c: ledger_balance(c, accounts.buyer(buyer_id)))
 
 
 def set_supplier_terms(settings, supplier_id: uuid.UUID, **values: Any) -> None:

@@ -2,6 +2,7 @@
 
 from exchange.api.auction import ExplainController, PingController, PostController, TraceController
 from exchange.api.campaigns import CampaignController
+from exchange.api.finance import LedgerController, MyLedgerController
 from exchange.api.health import health
 from exchange.api.leads import LeadController
 from exchange.api.parties import KeyController, MeController, PartyController
@@ -29,6 +30,8 @@ ROUTES = [
     MyAccountController,
     SupplierTermsController,
     MyTermsController,
+    LedgerController,
+    MyLedgerController,
 ]
 
 __all__ = ["ROUTES"]

@@ -1,8 +1,12 @@
-"""Can this buyer pay? The one place that answers, so the ledger can take it over.
+"""Can this buyer pay? The one place that answers.
 
-Until the ledger lands, a buyer's money is ``buyer_accounts.balance_minor`` (prepaid) plus
-``credit_limit_minor``; a buyer with no row has nothing. A charge is one guarded UPDATE, so
-concurrent sales can never take a buyer below its credit limit.
+A buyer's money is its ledger account (prepaid balance; deposits in, sales out) plus the
+credit limit on its ``buyer_accounts`` row, less what is *in flight*: sales made but not yet
+delivered, which are charged only when the buyer accepts the lead. So a buyer is never sold
+more than it can pay for, and never charged for a lead it did not take.
+
+Selling to a buyer locks its ``buyer_accounts`` row (one row per buyer) while the check and the
+new in-flight sale are written, so two sales at once cannot both spend the last of its money.
 """
 
 from __future__ import annotations
@@ -13,33 +17,79 @@ from collections.abc import Iterable
 
 import msgspec
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exchange.store.tables import buyer_accounts
+from exchange.ledger import accounts
+from exchange.ledger.accounts import normal_balance
+from exchange.store.tables import account_balances, buyer_accounts, sales
+
+IN_FLIGHT = "delivering"
 
 
 class BuyerState(msgspec.Struct, frozen=True):
-    spendable_minor: int  # balance + credit
+    spendable_minor: int  # balance + credit - in flight
     last_won_at: dt.datetime | None  # ties between equal bids go to the least recent winner
 
 
 async def buyer_states(conn: AsyncConnection, buyer_ids: Iterable[str]) -> dict[str, BuyerState]:
-    """Per buyer: what it can spend now and when it last won; nothing for a buyer without an
-    account."""
+    """Per buyer: what it can spend now and when it last won (three indexed queries)."""
     ids = sorted({uuid.UUID(b) for b in buyer_ids})
     result = {str(b): BuyerState(0, None) for b in ids}
     if not ids:
         return result
-    rows = await conn.execute(
-        sa.select(
-            buyer_accounts.c.buyer_id,
-            buyer_accounts.c.balance_minor + buyer_accounts.c.credit_limit_minor,
-            buyer_accounts.c.last_won_at,
-        ).where(buyer_accounts.c.buyer_id.in_(ids))
-    )
-    for buyer_id, spendable, last_won_at in rows:
-        result[str(buyer_id)] = BuyerState(int(spendable), last_won_at)
+    terms = {
+        row.buyer_id: row
+        for row in await conn.execute(
+            sa.select(
+                buyer_accounts.c.buyer_id, buyer_accounts.c.credit_limit_minor, buyer_accounts.c.last_won_at
+            ).where(buyer_accounts.c.buyer_id.in_(ids))
+        )
+    }
+    codes = {accounts.buyer(b): b for b in ids}
+    money = {
+        codes[row.account_code]: normal_balance(accounts.AccountKind.BUYER, row.balance_minor)
+        for row in await conn.execute(
+            sa.select(account_balances.c.account_code, account_balances.c.balance_minor).where(
+                account_balances.c.account_code.in_(list(codes))
+            )
+        )
+    }
+    flying = await _in_flight(conn, ids)
+    for b in ids:
+        row = terms.get(b)
+        credit = int(row.credit_limit_minor) if row else 0
+        spendable = money.get(b, 0) + credit - flying.get(b, 0)
+        result[str(b)] = BuyerState(spendable, row.last_won_at if row else None)
     return result
+
+
+async def _in_flight(conn: AsyncConnection, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    rows = await conn.execute(
+        sa.select(sales.c.buyer_id, sa.func.sum(sales.c.price_minor))
+        .where(sales.c.buyer_id.in_(ids), sales.c.status == IN_FLIGHT)
+        .group_by(sales.c.buyer_id)
+    )
+    return {buyer_id: int(total) for buyer_id, total in rows}
+
+
+async def lock_and_check(conn: AsyncConnection, buyer_id: str, amount_minor: int) -> bool:
+    """Lock the buyer's row and tell whether it can pay ``amount_minor`` more. Call in the
+    transaction that then records the in-flight sale, so the lock covers both."""
+    bid = uuid.UUID(buyer_id)
+    # A buyer with deposits but no terms row still needs a row to lock: create it (no credit).
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    await conn.execute(
+        dialect.insert(buyer_accounts)
+        .values(buyer_id=bid, balance_minor=0, credit_limit_minor=0, margin=None, penalty_bps=0,
+                last_won_at=None, updated_at=dt.datetime.now(dt.timezone.utc))
+        .on_conflict_do_nothing()
+    )  # fmt: skip
+    await conn.execute(
+        sa.select(buyer_accounts.c.buyer_id).where(buyer_accounts.c.buyer_id == bid).with_for_update()
+    )
+    state = (await buyer_states(conn, [buyer_id]))[buyer_id]
+    return state.spendable_minor >= amount_minor
 
 
 async def mark_won(conn: AsyncConnection, buyer_id: str, now: dt.datetime) -> None:
@@ -47,28 +97,4 @@ async def mark_won(conn: AsyncConnection, buyer_id: str, now: dt.datetime) -> No
         buyer_accounts.update()
         .where(buyer_accounts.c.buyer_id == uuid.UUID(buyer_id))
         .values(last_won_at=now)
-    )
-
-
-async def charge(conn: AsyncConnection, buyer_id: str, amount_minor: int, now: dt.datetime) -> bool:
-    """Take ``amount_minor`` from the buyer if balance + credit covers it."""
-    result = await conn.execute(
-        buyer_accounts.update()
-        .where(
-            buyer_accounts.c.buyer_id == uuid.UUID(buyer_id),
-            buyer_accounts.c.balance_minor + buyer_accounts.c.credit_limit_minor >= amount_minor,
-        )
-        .values(
-            balance_minor=buyer_accounts.c.balance_minor - amount_minor,
-            updated_at=now,
-        )
-    )
-    return result.rowcount == 1
-
-
-async def refund(conn: AsyncConnection, buyer_id: str, amount_minor: int, now: dt.datetime) -> None:
-    await conn.execute(
-        buyer_accounts.update()
-        .where(buyer_accounts.c.buyer_id == uuid.UUID(buyer_id))
-        .values(balance_minor=buyer_accounts.c.balance_minor + amount_minor, updated_at=now)
     )

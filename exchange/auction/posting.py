@@ -13,9 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange import caps as cap_store
-from exchange import reasons
-from exchange.auction import funds
-from exchange.auction.bidding import _Auction, _endpoints
+from exchange.auction import walking
+from exchange.auction.bidding import _Auction
 from exchange.auction.context import (
     LEAD_POSTING,
     LEAD_SOLD,
@@ -31,9 +30,8 @@ from exchange.auction.context import (
     _encode,
     _now,
     _vertical_and_market,
-    signing_secret,
 )
-from exchange.auction.fallback import Done, PostAction, PostOutcome, next_post, record, start_walk
+from exchange.auction.fallback import Done, start_walk
 from exchange.auction.market import VerticalMarket
 from exchange.auction.messages import (
     PostIn,
@@ -49,14 +47,12 @@ from exchange.intake import service as intake
 from exchange.intake import verticals as vertical_store
 from exchange.intake.messages import LeadIn
 from exchange.intake.validate import Stage, ValidLead, validate_lead
-from exchange.matching.caps import breach_details
 from exchange.store.tables import (
     cap_holds,
     idempotency_keys,
     lead_pii,
     leads,
     pings,
-    sales,
 )
 
 
@@ -303,21 +299,14 @@ async def _walk(
     unsold_reasons: list[str] | None,
 ) -> intake.Accepted:
     overrides: dict[str, TraceEntry] = {}
-    held = {h.campaign_id for h in holds}
-    references: dict[str, str | None] = {}
+    memo = walking.Memo(
+        ping_id=ping_row.id, supplier_id=ping_row.supplier_id, currency=market.currency,
+        max_sells=ranked.max_sells, holds=list(holds), held=sorted({h.campaign_id for h in holds}),
+    )  # fmt: skip
     done: Done | None = None
     if promises and not lead_in.test:
-        state = start_walk(ranked, promises)
-        while True:
-            action = next_post(state)
-            if isinstance(action, Done):
-                done = action
-                break
-            outcome = await _post_one(
-                ctx, market, action, lead_id, ping_row, lead, lead_in, holds, held, overrides,
-                references, now, max_sells=ranked.max_sells,
-            )  # fmt: skip
-            state = record(state, action.candidate.campaign_id, outcome)
+        memo.state = start_walk(ranked, promises)
+        done = await walking.run(ctx, market, memo, lead_id, overrides, now)
     sold = list(done.sales) if done else []
     payout = sum(s.payout_minor for s in sold)
     status = LEAD_SOLD if sold else LEAD_UNSOLD
@@ -334,11 +323,17 @@ async def _walk(
     )
     response = _encode(out)
     async with ctx.db.write() as conn:
-        await conn.execute(leads.update().where(leads.c.id == lead_id).values(status=status))
+        await conn.execute(
+            leads.update()
+            .where(leads.c.id == lead_id)
+            .values(status=status, walk=msgspec.to_builtins(memo, enc_hook=intake._enc_hook) if memo.pending else None)
+        )
         await conn.execute(pings.update().where(pings.c.id == ping_row.id).values(status=PING_POSTED))
-        # capacity still held for bids that never sold goes back
-        leftover = [h for h in holds if h.campaign_id in held and h.campaign_id not in {s.campaign_id for s in sold}]
+        # Capacity still held for bids that never sold goes back.
+        sold_campaigns = {s.campaign_id for s in sold}
+        leftover = [h for h in memo.holds if h.campaign_id in set(memo.held) and h.campaign_id not in sold_campaigns]
         await cap_store.release(conn, leftover)
+        memo.holds = [h for h in memo.holds if h not in leftover]
         await conn.execute(cap_holds.delete().where(cap_holds.c.ping_id == ping_row.id))
         await _write_trace(conn, lead_id, "post", _Auction(ranked=ranked, entries=entries, excluded_by_index=0, currency=market.currency), now)
         await conn.execute(
@@ -346,6 +341,8 @@ async def _walk(
             .where(idempotency_keys.c.party_id == supplier.party_id, idempotency_keys.c.key == key)
             .values(status_code=201, response=response)
         )
+    # Only now, with the walk stored, may a worker pick up the deliveries left to retry.
+    await walking.enqueue_retries(memo)
     return intake.Accepted(status_code=201, body=response, replayed=False)
 
 
@@ -359,109 +356,3 @@ def _post_entries(ranked: RankedAuction, done: Done | None, overrides: dict[str,
             bid_minor=c.bid.amount_minor, payout_minor=c.payout_minor,
         )  # fmt: skip
     return entries
-
-
-async def _post_one(
-    ctx: Context,
-    market: VerticalMarket,
-    action: PostAction,
-    lead_id: uuid.UUID,
-    ping_row: _PingRow,
-    lead: ValidLead,
-    lead_in: LeadIn,
-    holds: list[cap_store.Hold],
-    held: set[str],
-    overrides: dict[str, TraceEntry],
-    references: dict[str, str | None],
-    now: dt.datetime,
-    *,
-    max_sells: int,
-) -> PostOutcome:
-    from exchange import delivery
-
-    candidate = action.candidate
-    campaign = market.rules.get(candidate.campaign_id)
-    price = candidate.bid.amount_minor
-    entry = TraceEntry(
-        campaign_id=candidate.campaign_id, buyer_id=candidate.buyer_id, reason=None,
-        bid_minor=price, payout_minor=action.promised_payout_minor,
-    )  # fmt: skip
-    overrides[candidate.campaign_id] = entry
-    if campaign is None:
-        entry.reason = reasons.POST_ERROR
-        entry.details["error"] = "campaign removed since the ping"
-        return PostOutcome.ERROR
-    # Money and capacity first, in one transaction: a buyer is never posted a lead it
-    # cannot pay for or has no room for.
-    new_holds: list[cap_store.Hold] = []
-    async with ctx.db.write() as conn:
-        if not await funds.charge(conn, campaign.buyer_id, price, now):
-            entry.reason = reasons.INSUFFICIENT_BALANCE
-            return PostOutcome.ERROR
-        if campaign.campaign_id not in held:
-            reserved = await cap_store.reserve(conn, campaign.campaign_id, campaign.caps, campaign.timezone, price, now)
-            if not isinstance(reserved, list):
-                await funds.refund(conn, campaign.buyer_id, price, now)
-                entry.reason = reserved.reason
-                entry.details.update(breach_details(reserved))
-                return PostOutcome.ERROR
-            new_holds = reserved
-    endpoints = _endpoints(market, campaign.campaign_id)
-    outcome = PostOutcome.ACCEPTED
-    reference = None
-    if endpoints is not None and endpoints.post is not None:
-        payload = delivery.LeadPayload(
-            lead_id=str(lead_id), ping_id=str(ping_row.id), vertical=market.slug, fields=lead.fields,
-            pii=lead.pii, consent=msgspec.to_builtins(lead.consent) if lead.consent else None,
-            source=lead_in.source, test=lead_in.test,
-        )  # fmt: skip
-        try:
-            request = delivery.build_request(
-                endpoints.post, "post", payload, secret=signing_secret(ctx.settings, campaign.buyer_id),
-                now_s=int(now.timestamp()), delivery_id=f"{lead_id}:{campaign.campaign_id}",
-            )  # fmt: skip
-        except delivery.MappingError as exc:
-            request = None
-            entry.details["error"] = str(exc)[:200]
-        if request is None or ctx.http is None:  # unmappable lead, or a dry run
-            entry.reason = reasons.POST_ERROR
-            entry.reason = reasons.POST_ERROR
-            outcome = PostOutcome.ERROR
-        else:
-            exchange = await delivery.send(ctx.http, request, endpoints.post.timeout_for("post"))
-            verdict = delivery.classify_post(endpoints.post, exchange)
-            outcome = verdict.outcome
-            entry.latency_ms = verdict.latency_ms
-            if verdict.reason is not None:
-                entry.reason = verdict.reason
-                if verdict.detail:
-                    entry.details["answer"] = verdict.detail
-            reference = verdict.reference
-    campaign_holds = [h for h in holds if h.campaign_id == campaign.campaign_id] + new_holds
-    async with ctx.db.write() as conn:
-        if outcome is PostOutcome.ACCEPTED:
-            bumped = await conn.execute(
-                leads.update()
-                .where(leads.c.id == lead_id, leads.c.sold_count < max_sells)
-                .values(sold_count=leads.c.sold_count + 1)
-            )
-            if bumped.rowcount != 1:  # pragma: no cover - the walk never over-sells
-                raise RuntimeError("lead already sold as often as it may be")
-            await conn.execute(
-                sales.insert().values(
-                    id=new_id(), lead_id=lead_id, campaign_id=uuid.UUID(campaign.campaign_id),
-                    buyer_id=uuid.UUID(campaign.buyer_id), supplier_id=ping_row.supplier_id,
-                    price_minor=price, payout_minor=action.promised_payout_minor,
-                    margin_minor=price - action.promised_payout_minor, currency=market.currency,
-                    reference=reference, created_at=now,
-                )
-            )  # fmt: skip
-            await funds.mark_won(conn, campaign.buyer_id, now)
-            entry.reason = reasons.SOLD
-            held.discard(campaign.campaign_id)  # the hold became a sale: it is kept
-        else:
-            await funds.refund(conn, campaign.buyer_id, price, now)
-            await cap_store.release(conn, campaign_holds)
-            held.discard(campaign.campaign_id)
-    references[campaign.campaign_id] = reference
-    return outcome

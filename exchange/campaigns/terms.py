@@ -36,10 +36,10 @@ SignedMoney = Annotated[int, msgspec.Meta(ge=-MONEY_MAX_MINOR, le=MONEY_MAX_MINO
 
 
 class BuyerAccountIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """An operator sets a buyer's account as a whole. The two amounts have no default: a PUT
-    that forgot one must not zero a buyer's money."""
+    """An operator sets a buyer's terms as a whole. The money itself is not set here: it is the
+    buyer's ledger account (deposits in through finance, sales out), so nothing can overwrite it.
+    The credit limit has no default: a PUT that forgot it must not cut a buyer off."""
 
-    balance_minor: SignedMoney  # prepaid money; sales take it down
     credit_limit_minor: Money  # how far below zero the balance may go
     margin: MarginRule | None = None  # overrides the vertical's margin for this buyer's sales
     # Lowers this buyer's ranking (never its price): 100 bps ranks a bid as 1 % lower.
@@ -48,8 +48,9 @@ class BuyerAccountIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class BuyerAccount(msgspec.Struct, kw_only=True):
     buyer_id: uuid.UUID
-    balance_minor: int
+    balance_minor: int  # the ledger balance: prepaid money left (below 0: owed, up to the credit)
     credit_limit_minor: int
+    spendable_minor: int  # balance + credit - sales still being delivered
     margin: MarginRule | None
     penalty_bps: int
     updated_at: dt.datetime | None  # None: never set, these are the defaults
@@ -110,19 +111,26 @@ async def get_account(conn: AsyncConnection, buyer_id: uuid.UUID) -> BuyerAccoun
     await _require_party(conn, buyer_id, BUYER_KINDS, "buyer or team")
     query = sa.select(buyer_accounts).where(buyer_accounts.c.buyer_id == buyer_id)
     row = (await conn.execute(query)).first()
+    from exchange.auction.funds import buyer_states
+    from exchange.ledger import accounts, balance
+
+    money = await balance(conn, accounts.buyer(buyer_id))
+    spendable = (await buyer_states(conn, [str(buyer_id)]))[str(buyer_id)].spendable_minor
     if row is None:
         return BuyerAccount(
             buyer_id=buyer_id,
-            balance_minor=0,
+            balance_minor=money,
             credit_limit_minor=0,
+            spendable_minor=spendable,
             margin=None,
             penalty_bps=0,
             updated_at=None,
         )
     return BuyerAccount(
         buyer_id=buyer_id,
-        balance_minor=row.balance_minor,
+        balance_minor=money,
         credit_limit_minor=row.credit_limit_minor,
+        spendable_minor=spendable,
         margin=_margin(row.margin),
         penalty_bps=row.penalty_bps,
         updated_at=row.updated_at,
@@ -135,7 +143,7 @@ async def upsert_account(
     """Set the account. ``last_won_at`` (the auction's tie-break) is left as it is."""
     await _require_party(conn, buyer_id, BUYER_KINDS, "buyer or team")
     values = {
-        "balance_minor": data.balance_minor,
+        "balance_minor": 0,  # unused: the ledger holds the money (column kept for old rows)
         "credit_limit_minor": data.credit_limit_minor,
         "margin": _stored_margin(data.margin),
         "penalty_bps": data.penalty_bps,

@@ -8,7 +8,7 @@ People read balances on the account's *normal side* instead:
 
 | account | code | normal side | a positive balance means |
 |---|---|---|---|
-| buyer | ``buyer:<party id>`` | credit | prepaid money the buyer still has; below zero it owes us (up to its credit limit) |
+| buyer | ``buyer:<party id>`` | credit | prepaid money left; below 0: owed, to its credit limit |
 | supplier | ``supplier:<party id>`` | credit | what the exchange owes the supplier (payable) |
 | revenue | ``exchange:revenue:<CCY>`` | credit | margin the exchange earned |
 | cash | ``exchange:cash:<CCY>`` | debit | money the exchange holds (deposits in, payouts out) |
@@ -94,9 +94,14 @@ def parse(code: str) -> Account | None:
         if str(party_id) != parts[1]:  # one spelling per account: lower case, hyphenated
             return None
         return Account(code, AccountKind(parts[0]), party_id, None)
-    if len(parts) == 3 and parts[0] == HOUSE and CURRENCY.match(parts[2]):
-        if parts[1] in (AccountKind.REVENUE.value, AccountKind.CASH.value):
-            return Account(code, AccountKind(parts[1]), None, parts[2])
+    house_kinds = (AccountKind.REVENUE.value, AccountKind.CASH.value)
+    if (
+        len(parts) == 3
+        and parts[0] == HOUSE
+        and parts[1] in house_kinds
+        and CURRENCY.match(parts[2])
+    ):
+        return Account(code, AccountKind(parts[1]), None, parts[2])
     return None
 
 

@@ -111,7 +111,11 @@ def deposit_entry(
     return Entry(
         id=id,
         kind=EntryKind.DEPOSIT,
-        postings=_legs(currency, (accounts.cash(currency), amount_minor), (accounts.buyer(buyer), -amount_minor)),
+        postings=_legs(
+            currency,
+            (accounts.cash(currency), amount_minor),
+            (accounts.buyer(buyer), -amount_minor),
+        ),
         memo=memo or "deposit",
     )
 
@@ -124,7 +128,11 @@ def payout_entry(
     return Entry(
         id=id,
         kind=EntryKind.PAYOUT,
-        postings=_legs(currency, (accounts.supplier(supplier), amount_minor), (accounts.cash(currency), -amount_minor)),
+        postings=_legs(
+            currency,
+            (accounts.supplier(supplier), amount_minor),
+            (accounts.cash(currency), -amount_minor),
+        ),
         memo=memo or "payout",
     )
 

@@ -93,29 +93,48 @@ def check_entry(entry: Entry) -> list[FieldProblem]:
     count = len(entry.postings)
     if not POSTINGS_MIN <= count <= POSTINGS_MAX:
         problems.append(
-            FieldProblem("postings", f"an entry has {POSTINGS_MIN} to {POSTINGS_MAX} postings, not {count}")
+            FieldProblem(
+                "postings", f"an entry has {POSTINGS_MIN} to {POSTINGS_MAX} postings, not {count}"
+            )
         )
     for i, posting in enumerate(entry.postings):
         where = f"postings[{i}]"
         account = accounts.parse(posting.account)
         if account is None:
-            problems.append(FieldProblem(f"{where}.account", f"{posting.account!r} names no account"))
+            problems.append(
+                FieldProblem(f"{where}.account", f"{posting.account!r} names no account")
+            )
         elif account.currency not in (None, posting.currency):
-            problems.append(FieldProblem(f"{where}.currency", f"account {posting.account} holds {account.currency}"))
+            problems.append(
+                FieldProblem(
+                    f"{where}.currency", f"account {posting.account} holds {account.currency}"
+                )
+            )
         if not accounts.CURRENCY.match(posting.currency):
-            problems.append(FieldProblem(f"{where}.currency", "a 3-letter ISO 4217 code, upper case"))
+            problems.append(
+                FieldProblem(f"{where}.currency", "a 3-letter ISO 4217 code, upper case")
+            )
         if posting.amount_minor == 0:
-            problems.append(FieldProblem(f"{where}.amount_minor", "a posting moves money: not zero"))
+            problems.append(
+                FieldProblem(f"{where}.amount_minor", "a posting moves money: not zero")
+            )
         elif abs(posting.amount_minor) > AMOUNT_MAX_MINOR:
-            problems.append(FieldProblem(f"{where}.amount_minor", f"at most {AMOUNT_MAX_MINOR} either way"))
+            problems.append(
+                FieldProblem(f"{where}.amount_minor", f"at most {AMOUNT_MAX_MINOR} either way")
+            )
     currency_of: dict[str, str] = {}
     for i, posting in enumerate(entry.postings):
         if currency_of.setdefault(posting.account, posting.currency) != posting.currency:
-            problems.append(FieldProblem(f"postings[{i}].currency", "an account holds one currency"))
+            problems.append(
+                FieldProblem(f"postings[{i}].currency", "an account holds one currency")
+            )
     for currency, net in sorted(sums(entry.postings).items()):
         if net != 0:
             problems.append(
-                FieldProblem("postings", f"{currency} postings sum to {net}, not 0: debits must equal credits")
+                FieldProblem(
+                    "postings",
+                    f"{currency} postings sum to {net}, not 0: debits must equal credits",
+                )
             )
     if len(entry.memo) > MEMO_CHARS_MAX:
         problems.append(FieldProblem("memo", f"at most {MEMO_CHARS_MAX} characters"))
@@ -124,5 +143,9 @@ def check_entry(entry: Entry) -> list[FieldProblem]:
     if entry.kind in (EntryKind.SALE, EntryKind.RETURN) and entry.sale_id is None:
         problems.append(FieldProblem("sale_id", f"a {entry.kind.value} names its sale"))
     if (entry.kind is EntryKind.REVERSAL) != (entry.reverses_id is not None):
-        problems.append(FieldProblem("reverses_id", "a reversal, and only a reversal, names the entry it undoes"))
+        problems.append(
+            FieldProblem(
+                "reverses_id", "a reversal, and only a reversal, names the entry it undoes"
+            )
+        )
     return problems

@@ -18,9 +18,11 @@ class InvalidEntry(LedgerError):
     def __init__(self, problems: list[FieldProblem]) -> None:
         count = len(problems)
         super().__init__(
-            422, "validation_failed", f"the entry is refused: {count} problem{'s' if count != 1 else ''}",
+            422,
+            "validation_failed",
+            f"the entry is refused: {count} problem{'s' if count != 1 else ''}",
             fields=problems,
-        )  # fmt: skip
+        )
         self.problems = problems
 
 
@@ -29,20 +31,22 @@ class EntryConflict(LedgerError):
 
     def __init__(self, entry_id: uuid.UUID) -> None:
         super().__init__(
-            409, "entry_conflict",
-            f"entry {entry_id} already exists with other postings; an entry id is used for one entry only",
+            409,
+            "entry_conflict",
+            f"entry {entry_id} exists with other postings; an entry id names one entry only",
             details={"entry_id": str(entry_id)},
-        )  # fmt: skip
+        )
         self.entry_id = entry_id
 
 
 class PeriodClosed(LedgerError):
     def __init__(self, period: str) -> None:
         super().__init__(
-            409, "period_closed",
+            409,
+            "period_closed",
             f"period {period} is closed; post the correction in an open period",
             details={"period": period},
-        )  # fmt: skip
+        )
         self.period = period
 
 
@@ -52,10 +56,28 @@ class InsufficientFunds(LedgerError):
 
     def __init__(self, account: str, amount_minor: int, available_minor: int) -> None:
         super().__init__(
-            409, INSUFFICIENT_BALANCE,
+            409,
+            INSUFFICIENT_BALANCE,
             f"{account} cannot pay {amount_minor}: {available_minor} available",
-            details={"account": account, "amount_minor": amount_minor, "available_minor": available_minor},
-        )  # fmt: skip
+            details={
+                "account": account,
+                "amount_minor": amount_minor,
+                "available_minor": available_minor,
+            },
+        )
         self.account = account
         self.amount_minor = amount_minor
         self.available_minor = available_minor
+
+
+class PeriodNotOver(LedgerError):
+    """A period closes after its last day, never while entries may still land in it."""
+
+    def __init__(self, period: str) -> None:
+        super().__init__(
+            409,
+            "period_not_over",
+            f"period {period} is not over yet; close it after it ends",
+            details={"period": period},
+        )
+        self.period = period

@@ -13,8 +13,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from exchange.ledger import accounts
 from exchange.ledger.accounts import NORMAL_SIDE, AccountKind, normal_balance
 from exchange.ledger.journal import entries_where
-from exchange.ledger.records import AccountBalance, CurrencyTotal, LedgerEntry, TrialBalance, TrialLine
-from exchange.store.tables import account_balances, buyer_accounts, journal_entries, ledger_accounts, postings
+from exchange.ledger.records import (
+    AccountBalance,
+    CurrencyTotal,
+    LedgerEntry,
+    TrialBalance,
+    TrialLine,
+)
+from exchange.store.tables import (
+    account_balances,
+    buyer_accounts,
+    journal_entries,
+    ledger_accounts,
+    postings,
+)
 
 _AMOUNT = postings.c.amount_minor
 _JOINED = postings.join(journal_entries, journal_entries.c.id == postings.c.entry_id).join(
@@ -32,7 +44,9 @@ async def balance(conn: AsyncConnection, code: str) -> int:
     if account is None:
         raise ValueError(f"{code!r} names no account")
     if account.kind in accounts.CACHED_KINDS:
-        query = sa.select(account_balances.c.balance_minor).where(account_balances.c.account_code == code)
+        query = sa.select(account_balances.c.balance_minor).where(
+            account_balances.c.account_code == code
+        )
     else:
         query = sa.select(_sum(_AMOUNT)).where(postings.c.account_code == code)
     return normal_balance(account.kind, int((await conn.execute(query)).scalar() or 0))
@@ -42,7 +56,9 @@ async def spendable(conn: AsyncConnection, buyer_id: uuid.UUID) -> int:
     """What a buyer may still be charged: its balance plus its credit limit."""
     limit = (
         await conn.execute(
-            sa.select(buyer_accounts.c.credit_limit_minor).where(buyer_accounts.c.buyer_id == buyer_id)
+            sa.select(buyer_accounts.c.credit_limit_minor).where(
+                buyer_accounts.c.buyer_id == buyer_id
+            )
         )
     ).scalar()
     return await balance(conn, accounts.buyer(buyer_id)) + int(limit or 0)
@@ -74,7 +90,12 @@ async def balances(
         )
         .select_from(_JOINED)
         .where(in_range)
-        .group_by(ledger_accounts.c.code, ledger_accounts.c.kind, ledger_accounts.c.party_id, ledger_accounts.c.currency)
+        .group_by(
+            ledger_accounts.c.code,
+            ledger_accounts.c.kind,
+            ledger_accounts.c.party_id,
+            ledger_accounts.c.currency,
+        )
         .order_by(ledger_accounts.c.code)
     )
     if party_id is not None:
@@ -85,12 +106,17 @@ async def balances(
         opening_net, debits, credits = int(row.opening), int(row.debits), int(row.credits)
         result.append(
             AccountBalance(
-                account=row.code, kind=kind, party_id=row.party_id, currency=row.currency,
-                normal_side=NORMAL_SIDE[kind], opening_minor=normal_balance(kind, opening_net),
-                debits_minor=debits, credits_minor=credits,
+                account=row.code,
+                kind=kind,
+                party_id=row.party_id,
+                currency=row.currency,
+                normal_side=NORMAL_SIDE[kind],
+                opening_minor=normal_balance(kind, opening_net),
+                debits_minor=debits,
+                credits_minor=credits,
                 closing_minor=normal_balance(kind, opening_net + debits - credits),
             )
-        )  # fmt: skip
+        )
     return result
 
 
@@ -115,7 +141,9 @@ async def trial_balance(conn: AsyncConnection, period: str | None = None) -> Tri
     for code, currency, net in await conn.execute(query):
         net = int(net)
         debit, credit = max(net, 0), max(-net, 0)
-        lines.append(TrialLine(account=code, currency=currency, debit_minor=debit, credit_minor=credit))
+        lines.append(
+            TrialLine(account=code, currency=currency, debit_minor=debit, credit_minor=credit)
+        )
         column = totals.setdefault(currency, [0, 0])
         column[0] += debit
         column[1] += credit

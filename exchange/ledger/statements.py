@@ -20,9 +20,18 @@ from exchange.ledger.periods import period_end, period_start
 from exchange.store.tables import journal_entries, ledger_accounts, postings
 
 COLUMNS = (
-    "date", "entry_id", "kind", "lead_id", "sale_id", "memo",
-    "account", "currency", "debit_minor", "credit_minor", "balance_minor",
-)  # fmt: skip
+    "date",
+    "entry_id",
+    "kind",
+    "lead_id",
+    "sale_id",
+    "memo",
+    "account",
+    "currency",
+    "debit_minor",
+    "credit_minor",
+    "balance_minor",
+)
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection): memos are
 # typed by people, so such a memo is written with a leading apostrophe.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -57,24 +66,66 @@ async def _account(
     )
     net = int((await conn.execute(before)).scalar_one())
     start = period_start(period).date().isoformat()
-    writer.writerow([start, "", "opening", "", "", "opening balance", code, currency, "", "", normal_balance(kind, net)])
+    writer.writerow(
+        [
+            start,
+            "",
+            "opening",
+            "",
+            "",
+            "opening balance",
+            code,
+            currency,
+            "",
+            "",
+            normal_balance(kind, net),
+        ]
+    )
     rows = await conn.execute(
         sa.select(
-            journal_entries.c.created_at, journal_entries.c.id, journal_entries.c.kind,
-            journal_entries.c.lead_id, journal_entries.c.sale_id, journal_entries.c.memo,
+            journal_entries.c.created_at,
+            journal_entries.c.id,
+            journal_entries.c.kind,
+            journal_entries.c.lead_id,
+            journal_entries.c.sale_id,
+            journal_entries.c.memo,
             postings.c.amount_minor,
         )
         .select_from(joined)
         .where(postings.c.account_code == code, journal_entries.c.period == period)
         .order_by(journal_entries.c.created_at, journal_entries.c.id, postings.c.line)
-    )  # fmt: skip
+    )
     for row in rows:
         amount = int(row.amount_minor)
         net += amount
-        writer.writerow([
-            row.created_at.isoformat(), row.id, row.kind, row.lead_id or "", row.sale_id or "",
-            _cell(row.memo), code, currency, max(amount, 0) or "", max(-amount, 0) or "",
-            normal_balance(kind, net),
-        ])  # fmt: skip
+        writer.writerow(
+            [
+                row.created_at.isoformat(),
+                row.id,
+                row.kind,
+                row.lead_id or "",
+                row.sale_id or "",
+                _cell(row.memo),
+                code,
+                currency,
+                max(amount, 0) or "",
+                max(-amount, 0) or "",
+                normal_balance(kind, net),
+            ]
+        )
     end = (period_end(period) - dt.timedelta(days=1)).date().isoformat()  # the period's last day
-    writer.writerow([end, "", "closing", "", "", "closing balance", code, currency, "", "", normal_balance(kind, net)])
+    writer.writerow(
+        [
+            end,
+            "",
+            "closing",
+            "",
+            "",
+            "closing balance",
+            code,
+            currency,
+            "",
+            "",
+            normal_balance(kind, net),
+        ]
+    )

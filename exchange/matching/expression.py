@@ -22,9 +22,9 @@ Semantics, chosen so that a filter never passes by accident:
 from __future__ import annotations
 
 import ast
-import warnings
 import functools
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 

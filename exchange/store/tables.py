@@ -90,6 +90,9 @@ leads = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("ping_id", sa.Uuid, nullable=True, unique=True),  # one lead per ping, ever
     sa.Column("sold_count", sa.Integer, nullable=False, server_default="0"),
+    # The post walk as it stands (exchange.auction.fallback.WalkState and what it held), so a
+    # delivery that fails later can move on to the next bid from a worker.
+    sa.Column("walk", JSONType, nullable=True),
     sa.Index(None, "supplier_id", "created_at"),
     sa.Index(None, "vertical_id", "created_at"),
     sa.Index(None, "status", "created_at"),
@@ -239,6 +242,10 @@ sales = sa.Table(
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("reference", sa.String(200), nullable=True),  # the buyer's own id for the lead
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # delivering: sold, the buyer has not said yes yet; delivered: accepted (and charged);
+    # rejected / failed: the buyer said no, or could not be reached: no charge.
+    sa.Column("status", sa.String(16), nullable=False, server_default="delivered"),
+    sa.Column("delivered_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("lead_id", "buyer_id"),
     sa.Index(None, "buyer_id", "created_at"),
     sa.Index(None, "campaign_id", "created_at"),
@@ -323,4 +330,39 @@ ledger_periods = sa.Table(
     sa.Column("period", sa.String(7), primary_key=True),
     sa.Column("closed_at", UTCDateTime, nullable=True),
     sa.Column("closed_by", sa.Uuid, sa.ForeignKey("parties.id"), nullable=True),
+)
+
+
+# --- Delivery (exchange.delivery.outbox) -------------------------------------------------------
+
+# The outbox: one row per sale, written in the sale's transaction. The sale id is the delivery
+# id the buyer sees (X-Exchange-Delivery-Id), so its own de-duplication works across retries.
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("sale_id", sa.Uuid, sa.ForeignKey("sales.id"), primary_key=True),
+    sa.Column("lead_id", sa.Uuid, sa.ForeignKey("leads.id"), nullable=False),
+    sa.Column("campaign_id", sa.Uuid, sa.ForeignKey("campaigns.id"), nullable=False),
+    sa.Column("buyer_id", sa.Uuid, sa.ForeignKey("parties.id"), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending, delivered, rejected, failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("leased_until", UTCDateTime, nullable=True),  # an attempt is running until then
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index(None, "status", "next_attempt_at"),
+)
+
+# Every attempt, for the buyer's support desk and ours: no PII (answers are redacted).
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    sa.Column("sale_id", sa.Uuid, sa.ForeignKey("deliveries.sale_id"), primary_key=True),
+    sa.Column("attempt", sa.Integer, primary_key=True),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("latency_ms", sa.Integer, nullable=False),
+    sa.Column("http_status", sa.Integer, nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=False),  # accepted, rejected, error
+    sa.Column("detail", sa.String(500), nullable=False),
 )

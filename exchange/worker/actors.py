@@ -14,12 +14,68 @@ MAINTENANCE_QUEUE = "maintenance"
 MAINTENANCE_MAX_RETRIES = 3
 MAINTENANCE_TIME_LIMIT_MS = 60_000
 
+DELIVERY_QUEUE = "delivery"
+# Retries are ours (outbox backoff, bounded by settings), not Dramatiq's: an actor that raised
+# would be retried by Dramatiq too and double the schedule. So delivery actors never raise for a
+# buyer's failure; a bug that raises is retried a few times, then the sweeper takes over.
+DELIVERY_MAX_RETRIES = 3
+DELIVERY_TIME_LIMIT_MS = 60_000
+SWEEP_BATCH = 200
+
 purge_expired: dramatiq.Actor | None = None
 expire_pings: dramatiq.Actor | None = None
+deliver_sale: dramatiq.Actor | None = None
+sweep_deliveries: dramatiq.Actor | None = None
 
 
 def declare(broker: dramatiq.Broker) -> None:
-    global purge_expired, expire_pings
+    global purge_expired, expire_pings, deliver_sale, sweep_deliveries
+
+    async def _deliver_sale(sale_id: str) -> None:
+        import uuid
+
+        from exchange.auction import walking
+
+        result = await walking.after_delivery(runtime.auction_context(), uuid.UUID(sale_id))
+        if result.outcome == "retry" and result.retry_at is not None:
+            import datetime as dt
+
+            delay_ms = max(0, int((result.retry_at - dt.datetime.now(dt.timezone.utc)).total_seconds() * 1000))
+            deliver_sale.send_with_options(args=(sale_id,), delay=delay_ms)
+        log.info("delivery attempt", extra={"sale_id": sale_id, "outcome": result.outcome})
+
+    deliver_sale = dramatiq.actor(
+        _deliver_sale,
+        actor_name="deliver_sale",
+        queue_name=DELIVERY_QUEUE,
+        broker=broker,
+        max_retries=DELIVERY_MAX_RETRIES,
+        time_limit=DELIVERY_TIME_LIMIT_MS,
+    )
+
+    async def _sweep_deliveries() -> None:
+        """Re-send deliveries whose retry is overdue: the message was lost or its worker died."""
+        import datetime as dt
+
+        from exchange.delivery import outbox
+
+        now = dt.datetime.now(dt.timezone.utc)
+        async with runtime.db().write() as conn:
+            due = await outbox.due(conn, now, SWEEP_BATCH)
+            await outbox.postpone(conn, due, now + dt.timedelta(seconds=runtime.settings().delivery_sweep_interval_s))
+        for sale_id in due:
+            deliver_sale.send(str(sale_id))
+        if due:
+            log.info("re-sent overdue deliveries", extra={"count": len(due)})
+
+    sweep_deliveries = dramatiq.actor(
+        _sweep_deliveries,
+        actor_name="sweep_deliveries",
+        queue_name=MAINTENANCE_QUEUE,
+        broker=broker,
+        max_retries=MAINTENANCE_MAX_RETRIES,
+        time_limit=MAINTENANCE_TIME_LIMIT_MS,
+    )
 
     async def _expire_pings() -> None:
         from exchange.auction.service import expire_pings as expire

@@ -35,3 +35,28 @@ def db() -> Database:
     if _db is None or _db[0] is not loop or _db[1].settings is not settings():
         _db = (loop, Database(settings()))
     return _db[1]
+
+
+_auction: tuple[asyncio.AbstractEventLoop, object] | None = None
+
+
+def auction_context():  # type: ignore[no-untyped-def]
+    """The auction context for actors: this loop's database, an HTTP session and caches."""
+    global _auction
+    from exchange.auction.context import Context
+    from exchange.auction.market import Market
+    from exchange.delivery import new_session
+    from exchange.intake.ratelimit import MemoryRateLimiter
+
+    loop = asyncio.get_running_loop()
+    database = db()
+    if _auction is None or _auction[0] is not loop or _auction[1].db is not database:  # type: ignore[attr-defined]
+        ctx = Context(
+            db=database,
+            settings=settings(),
+            market=Market(database, settings().campaign_cache_ttl_ms),
+            http=new_session(limit=settings().http_connections_max),
+            limiter=MemoryRateLimiter(),
+        )
+        _auction = (loop, ctx)
+    return _auction[1]

@@ -160,8 +160,9 @@ def test_expired_and_foreign_pings_are_refused(market):
 def test_caps_budgets_and_balance_exclude_with_their_reasons(market):
     exchange, supplier, a, b = market
     add_campaign(exchange.settings, a.id, fixed_price_minor=3000, caps=[{"window": "day", "max_spend_minor": 5000}])
-    add_campaign(exchange.settings, b.id, fixed_price_minor=2000)
-    fund(exchange.settings, b.id, 3000)
+    c = exchange.new_party(PartyKind.BUYER, "C")
+    add_campaign(exchange.settings, c.id, fixed_price_minor=2000)
+    fund(exchange.settings, c.id, 3000)
     outcomes = []
     for i in range(3):
         lead = solar_lead(phone=f"212-555-01{i:02d}", email=f"c{i}@example.com")

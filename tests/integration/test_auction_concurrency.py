@@ -19,11 +19,11 @@ from exchange.errors import ApiError
 from exchange.intake.messages import LeadIn
 from exchange.intake.ratelimit import MemoryRateLimiter
 from exchange.store.db import Database
-from exchange.store.tables import buyer_accounts, cap_counters, sales
+from exchange.store.tables import cap_counters, sales
 from tests.conftest import run
 from tests.integration.test_auction_api import PERCENT_20, ping_body
 from tests.integration.test_intake_api import solar_lead
-from tests.market import add_campaign, fund, set_vertical_margin
+from tests.market import add_campaign, balance, fund, set_vertical_margin
 
 THREADS = 8
 
@@ -101,8 +101,7 @@ def test_a_buyer_is_never_charged_past_its_balance_and_credit(exchange):
     add_campaign(exchange.settings, buyer.id, fixed_price_minor=1000)
     results = _in_threads(exchange.settings, [_direct(supplier, i) for i in range(THREADS)])
     assert sum(msgspec.json.decode(r.body)["status"] == "sold" for r in results) == 3
-    left = run(exchange.settings, lambda c: c.execute(sa.select(buyer_accounts.c.balance_minor))).scalar_one()
-    assert left == -500
+    assert balance(exchange.settings, buyer.id) == -500  # the ledger: 2500 deposited, 3000 charged
 
 
 def test_one_ping_posted_at_once_by_many_sells_once(exchange):

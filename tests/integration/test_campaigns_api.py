@@ -227,12 +227,11 @@ def test_buyer_accounts(buyers):
     client, op = exchange.client, exchange.operator.headers
     default = decode(client.get(f"/v1/buyers/{a.id}/account", headers=op))
     assert default == {
-        "buyer_id": str(a.id), "balance_minor": 0, "credit_limit_minor": 0, "margin": None,
-        "penalty_bps": 0, "updated_at": None,
+        "buyer_id": str(a.id), "balance_minor": 0, "credit_limit_minor": 0, "spendable_minor": 0,
+        "margin": None, "penalty_bps": 0, "updated_at": None,
     }  # fmt: skip
 
     account = {
-        "balance_minor": 150_000,
         "credit_limit_minor": 50_000,
         "margin": {"type": "fixed", "amount_minor": 300},
         "penalty_bps": 250,
@@ -241,17 +240,28 @@ def test_buyer_accounts(buyers):
     assert r.status_code == 200, r.text
     saved = decode(r)
     assert {k: saved[k] for k in account} == account and saved["updated_at"]
+    assert saved["balance_minor"] == 0 and saved["spendable_minor"] == 50_000
     assert decode(client.get("/v1/account", headers=a.headers)) == saved
     assert decode(client.get("/v1/account", headers=b.headers))["balance_minor"] == 0
+
+    # The money comes from the ledger: a deposit recorded by finance shows in the account.
+    fin = exchange.new_party(PartyKind.FINANCE)
+    r = client.post("/v1/ledger/deposits", json={"buyer_id": str(a.id), "amount_minor": 150_000}, headers=fin.headers)
+    assert r.status_code == 201, r.text
+    after = decode(client.get("/v1/account", headers=a.headers))
+    assert after["balance_minor"] == 150_000 and after["spendable_minor"] == 200_000
+    # The balance cannot be written through the account: only entries move money.
+    r = client.put(f"/v1/buyers/{a.id}/account", json=account | {"balance_minor": 1}, headers=op)
+    assert r.status_code == 422
 
     assert client.get(f"/v1/buyers/{a.id}/account", headers=a.headers).status_code == 403
     assert client.put(f"/v1/buyers/{a.id}/account", json=account, headers=a.headers).status_code == 403
     supplier = exchange.new_party(PartyKind.SUPPLIER)
     assert client.get("/v1/account", headers=supplier.headers).status_code == 403
     assert client.get(f"/v1/buyers/{supplier.id}/account", headers=op).status_code == 404
-    # Money is never defaulted on a write: a forgotten balance must not zero the buyer.
-    r = client.put(f"/v1/buyers/{a.id}/account", json={"credit_limit_minor": 1}, headers=op)
-    assert r.status_code == 422 and decode(r)["error"]["fields"][0] == {"path": "balance_minor", "reason": "required"}
+    # A forgotten credit limit is refused, not defaulted to zero.
+    r = client.put(f"/v1/buyers/{a.id}/account", json={"penalty_bps": 1}, headers=op)
+    assert r.status_code == 422 and decode(r)["error"]["fields"][0] == {"path": "credit_limit_minor", "reason": "required"}
     r = client.put(f"/v1/buyers/{a.id}/account", json=account | {"penalty_bps": 10_001}, headers=op)
     assert paths(r) == ["penalty_bps"]
 
@@ -325,8 +335,10 @@ def test_a_campaign_and_account_made_over_the_api_buy_a_lead(buyers):
 
     exchange, a, _ = buyers
     op = exchange.operator.headers
-    account = {"balance_minor": 10_000, "credit_limit_minor": 0}
+    account = {"credit_limit_minor": 0}
     assert exchange.client.put(f"/v1/buyers/{a.id}/account", json=account, headers=op).status_code == 200
+    deposit = {"buyer_id": str(a.id), "amount_minor": 10_000}
+    assert exchange.client.post("/v1/ledger/deposits", json=deposit, headers=op).status_code == 201
     campaign = SOLAR_CAMPAIGN | {"schedule": None}
     assert exchange.client.post("/v1/campaigns", json=campaign, headers=a.headers).status_code == 201
     supplier = exchange.new_party(PartyKind.SUPPLIER)
@@ -334,3 +346,9 @@ def test_a_campaign_and_account_made_over_the_api_buy_a_lead(buyers):
     assert r.status_code == 201, r.text
     assert (decode(r)["status"], decode(r)["payout_minor"]) == ("sold", 2000)
     assert decode(exchange.client.get("/v1/account", headers=a.headers))["balance_minor"] == 7_500
+    # The sale is one balanced entry: the books still sum to zero and pair with the sale.
+    lead_id = decode(r)["lead_id"]
+    ledger = decode(exchange.client.get(f"/v1/ledger/leads/{lead_id}", headers=op))
+    assert len(ledger) == 1 and sum(p["amount_minor"] for p in ledger[0]["postings"]) == 0
+    reconciliation = decode(exchange.client.get("/v1/ledger/reconciliation", headers=op))
+    assert reconciliation["ok"] is True and reconciliation["sales_checked"] == 1

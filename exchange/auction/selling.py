@@ -1,0 +1,275 @@
+"""Selling a lead to one buyer: start the sale, deliver it, settle the money.
+
+start    one transaction: lock the buyer's money and check it, hold cap capacity, count the
+         sale on the lead, write the sale (``delivering``) and its outbox row.
+deliver  take the delivery's next attempt (leased), post the lead to the buyer, log the attempt.
+settle   accepted: the sale is ``delivered`` and charged (one balanced ledger entry, its id the
+         sale's, so a replay never charges twice); rejected or out of retries: nothing is
+         charged, the capacity and the lead's sale count go back, and the walk moves on.
+
+The first attempt runs inside the supplier's post; a transport error leaves the delivery
+pending for the Dramatiq actor (and the sweeper, if a message is lost) to retry with backoff.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from exchange import caps as cap_store
+from exchange import reasons
+from exchange.auction import funds
+from exchange.auction.context import Context, signing_secret
+from exchange.auction.fallback import PostOutcome
+from exchange.delivery import outbox
+from exchange.ids import new_id
+from exchange.ledger import accounts as ledger_accounts
+from exchange.ledger import post_entry, sale_entry
+from exchange.matching import CampaignRules
+from exchange.matching.caps import breach_details
+from exchange.store.tables import campaigns, lead_pii, leads, sales, verticals
+
+log = logging.getLogger(__name__)
+
+SALE_DELIVERING = "delivering"
+SALE_DELIVERED = "delivered"
+
+
+class Started(msgspec.Struct, frozen=True, kw_only=True):
+    sale_id: uuid.UUID
+    needs_delivery: bool  # False: no endpoint, the exchange delivers it itself (already settled)
+
+
+class Refused(msgspec.Struct, frozen=True, kw_only=True):
+    reason: str
+    details: dict[str, Any] = {}
+
+
+class Attempted(msgspec.Struct, frozen=True, kw_only=True):
+    outcome: str  # accepted, rejected, failed (out of retries), retry, busy (another attempt), done
+    reason: str | None = None
+    latency_ms: int | None = None
+    detail: str | None = None
+    retry_at: dt.datetime | None = None
+
+
+async def start_sale(
+    conn: AsyncConnection,
+    *,
+    campaign: CampaignRules,
+    has_endpoint: bool,
+    lead_id: uuid.UUID,
+    supplier_id: uuid.UUID,
+    price_minor: int,
+    payout_minor: int,
+    currency: str,
+    held: bool,
+    max_sells: int,
+    now: dt.datetime,
+) -> tuple[Started, list[cap_store.Hold]] | Refused:
+    """Call inside a write transaction; on Refused the caller rolls back nothing it needs."""
+    if not await funds.lock_and_check(conn, campaign.buyer_id, price_minor):
+        return Refused(reason=reasons.INSUFFICIENT_BALANCE, details={"price_minor": price_minor})
+    new_holds: list[cap_store.Hold] = []
+    if not held:
+        reserved = await cap_store.reserve(
+            conn, campaign.campaign_id, campaign.caps, campaign.timezone, price_minor, now
+        )
+        if not isinstance(reserved, list):
+            return Refused(reason=reserved.reason, details=breach_details(reserved))
+        new_holds = reserved
+    bumped = await conn.execute(
+        leads.update()
+        .where(leads.c.id == lead_id, leads.c.sold_count < max_sells)
+        .values(sold_count=leads.c.sold_count + 1)
+    )
+    if bumped.rowcount != 1:  # pragma: no cover - the walk never over-sells
+        raise RuntimeError("lead already sold as often as it may be")
+    sale_id = new_id()
+    await conn.execute(
+        sales.insert().values(
+            id=sale_id, lead_id=lead_id, campaign_id=uuid.UUID(campaign.campaign_id),
+            buyer_id=uuid.UUID(campaign.buyer_id), supplier_id=supplier_id,
+            price_minor=price_minor, payout_minor=payout_minor,
+            margin_minor=price_minor - payout_minor, currency=currency, reference=None,
+            created_at=now, status=SALE_DELIVERING, delivered_at=None,
+        )
+    )  # fmt: skip
+    if has_endpoint:
+        await outbox.create(
+            conn, sale_id=sale_id, lead_id=lead_id, campaign_id=uuid.UUID(campaign.campaign_id),
+            buyer_id=uuid.UUID(campaign.buyer_id), now=now,
+        )  # fmt: skip
+    else:  # nothing to post: the buyer takes its leads from the API, so it is delivered now
+        await settle_accepted(conn, sale_id, reference=None, now=now)
+    return Started(sale_id=sale_id, needs_delivery=has_endpoint), new_holds
+
+
+async def settle_accepted(
+    conn: AsyncConnection, sale_id: uuid.UUID, *, reference: str | None, now: dt.datetime
+) -> bool:
+    """Mark the sale delivered and charge it, once. False if it was settled already."""
+    row = (
+        await conn.execute(
+            sales.update()
+            .where(sales.c.id == sale_id, sales.c.status == SALE_DELIVERING)
+            .values(status=SALE_DELIVERED, delivered_at=now, reference=reference)
+            .returning(
+                sales.c.lead_id, sales.c.buyer_id, sales.c.supplier_id, sales.c.price_minor,
+                sales.c.payout_minor, sales.c.currency,
+            )
+        )
+    ).first()  # fmt: skip
+    if row is None:
+        return False
+    await outbox.finish(conn, sale_id, outbox.DELIVERED, now)
+    entry = sale_entry(
+        sale_id, row.lead_id, row.buyer_id, row.supplier_id, row.price_minor, row.payout_minor, row.currency
+    )
+    # The lead is delivered and accepted: the charge is booked even if credit was cut since
+    # the sale began (refusing would make the books lie; the sale began within the buyer's money).
+    await post_entry(conn, entry, now=now, allow_overdraft_for={ledger_accounts.buyer(row.buyer_id)})
+    await funds.mark_won(conn, str(row.buyer_id), now)
+    return True
+
+
+async def settle_undone(
+    conn: AsyncConnection,
+    sale_id: uuid.UUID,
+    *,
+    status: str,
+    holds: list[cap_store.Hold],
+    now: dt.datetime,
+    error: str | None = None,
+) -> bool:
+    """The buyer said no (or never answered): no charge; capacity and the sale count go back."""
+    row = (
+        await conn.execute(
+            sales.update()
+            .where(sales.c.id == sale_id, sales.c.status == SALE_DELIVERING)
+            .values(status=status)
+            .returning(sales.c.lead_id)
+        )
+    ).first()
+    if row is None:
+        return False
+    await outbox.finish(conn, sale_id, status, now, error)
+    await cap_store.release(conn, holds)
+    await conn.execute(
+        leads.update().where(leads.c.id == row.lead_id).values(sold_count=leads.c.sold_count - 1)
+    )
+    return True
+
+
+class _SaleFacts(msgspec.Struct, kw_only=True):
+    lead_id: uuid.UUID
+    campaign_id: uuid.UUID
+    buyer_id: uuid.UUID
+    ping_id: uuid.UUID | None
+    vertical: str
+    fields: dict[str, Any]
+    pii: dict[str, Any]
+    consent: dict[str, Any] | None
+    source: str | None
+    test: bool
+    endpoints: Any
+    created_at: dt.datetime
+
+
+async def _facts(conn: AsyncConnection, sale_id: uuid.UUID) -> _SaleFacts | None:
+    row = (
+        await conn.execute(
+            sa.select(
+                sales.c.lead_id, sales.c.campaign_id, sales.c.buyer_id, leads.c.ping_id,
+                verticals.c.slug, leads.c.fields, leads.c.consent, leads.c.source, leads.c.test,
+                campaigns.c.endpoints, sales.c.created_at, lead_pii.c.pii,
+            )
+            .select_from(
+                sales.join(leads, leads.c.id == sales.c.lead_id)
+                .join(verticals, verticals.c.id == leads.c.vertical_id)
+                .join(campaigns, campaigns.c.id == sales.c.campaign_id)
+                .outerjoin(lead_pii, lead_pii.c.lead_id == sales.c.lead_id)
+            )
+            .where(sales.c.id == sale_id)
+        )
+    ).first()  # fmt: skip
+    if row is None:
+        return None
+    return _SaleFacts(
+        lead_id=row.lead_id, campaign_id=row.campaign_id, buyer_id=row.buyer_id, ping_id=row.ping_id,
+        vertical=row.slug, fields=row.fields, pii=row.pii or {}, consent=row.consent,
+        source=row.source, test=row.test, endpoints=row.endpoints, created_at=row.created_at,
+    )  # fmt: skip
+
+
+async def deliver(ctx: Context, sale_id: uuid.UUID, *, holds: list[cap_store.Hold]) -> Attempted:
+    """One delivery attempt: claim it, post the lead, settle or schedule the retry."""
+    from exchange import delivery
+
+    settings = ctx.settings
+    now = dt.datetime.now(dt.timezone.utc)
+    lease = dt.timedelta(milliseconds=settings.delivery_lease_ms)
+    async with ctx.db.write() as conn:
+        claim = await outbox.claim(conn, sale_id, now, lease)
+        if claim is None:
+            return Attempted(outcome="busy")
+        facts = await _facts(conn, sale_id)
+    assert facts is not None
+    endpoints = msgspec.convert(facts.endpoints, delivery.BuyerEndpoints) if facts.endpoints else None
+    verdict = None
+    detail = ""
+    if endpoints is None or ctx.http is None:
+        detail = "no post endpoint" if endpoints is None else "no HTTP client"
+    else:
+        payload = delivery.LeadPayload(
+            lead_id=str(facts.lead_id), ping_id=str(facts.ping_id) if facts.ping_id else None,
+            vertical=facts.vertical, fields=facts.fields, pii=facts.pii, consent=facts.consent,
+            source=facts.source, test=facts.test,
+        )  # fmt: skip
+        try:
+            request = delivery.build_request(
+                endpoints.post, "post", payload, secret=signing_secret(settings, str(facts.buyer_id)),
+                now_s=int(now.timestamp()), delivery_id=str(sale_id),
+            )  # fmt: skip
+        except delivery.MappingError as exc:
+            request, detail = None, str(exc)
+        if request is not None:
+            exchange_ = await delivery.send(ctx.http, request, endpoints.post.timeout_for("post"))
+            verdict = delivery.classify_post(endpoints.post, exchange_)
+            detail = verdict.detail or ""
+    done = dt.datetime.now(dt.timezone.utc)
+    outcome = verdict.outcome if verdict else PostOutcome.ERROR
+    async with ctx.db.write() as conn:
+        await outbox.log_attempt(
+            conn, claim, started_at=now, latency_ms=verdict.latency_ms if verdict else 0,
+            http_status=None, outcome=outcome.value, detail=detail,
+        )  # fmt: skip
+        if outcome is PostOutcome.ACCEPTED:
+            await settle_accepted(conn, sale_id, reference=verdict.reference if verdict else None, now=done)
+            return Attempted(outcome="accepted", latency_ms=verdict.latency_ms if verdict else None)
+        if outcome is PostOutcome.REJECTED:
+            await settle_undone(conn, sale_id, status=outbox.REJECTED, holds=holds, now=done, error=detail)
+            return Attempted(outcome="rejected", reason=reasons.POST_REJECTED, detail=detail,
+                             latency_ms=verdict.latency_ms if verdict else None)  # fmt: skip
+        age = done - claim.created_at
+        exhausted = (
+            claim.attempt >= settings.delivery_max_attempts
+            or age >= dt.timedelta(seconds=settings.delivery_max_age_s)
+            or verdict is None  # an unmappable lead or no endpoint: retrying cannot help
+        )
+        if exhausted:
+            await settle_undone(conn, sale_id, status=outbox.FAILED, holds=holds, now=done, error=detail)
+            return Attempted(outcome="failed", reason=reasons.POST_ERROR, detail=detail)
+        wait_ms = outbox.backoff_ms(
+            claim.attempt, min_ms=settings.delivery_backoff_min_ms, max_ms=settings.delivery_backoff_max_ms
+        )
+        retry_at = done + dt.timedelta(milliseconds=wait_ms)
+        await outbox.retry_later(conn, sale_id, at=retry_at, error=detail, now=done)
+    return Attempted(outcome="retry", reason=reasons.POST_ERROR, detail=detail, retry_at=retry_at,
+                     latency_ms=verdict.latency_ms if verdict else None)  # fmt: skip

@@ -1,0 +1,151 @@
+"""Accounts and their running balances: opening accounts on first use, and the guarded UPDATE
+that is at once the funds check and the lock.
+
+The stored balance is debits minus credits. A spending entry (``BOUNDED_KINDS``) may move a
+party account up to its bound only: a buyer to its credit limit (it owes at most that much), a
+supplier to zero (it is paid at most what it is owed). Rows are updated in sorted account
+order, so two entries never lock the same rows in opposite orders (Formance's "keep order").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import defaultdict
+from collections.abc import Collection, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from exchange.auth.parties import PartyKind
+from exchange.errors import FieldProblem
+from exchange.ledger import accounts
+from exchange.ledger.accounts import AccountKind
+from exchange.ledger.entries import Entry, EntryKind
+from exchange.ledger.errors import InsufficientFunds, InvalidEntry
+from exchange.ledger.sql import dialect_insert
+from exchange.store.tables import account_balances, buyer_accounts, ledger_accounts, parties
+
+# Entries that spend: their debits to party accounts are bounded (a buyer down to minus its
+# credit limit, a supplier down to zero owed). Corrections (returns, reversals, adjustments)
+# and deposits always post: refusing to record what happened would make the books lie.
+BOUNDED_KINDS = frozenset({EntryKind.SALE, EntryKind.PAYOUT})
+PARTY_KINDS_FOR = {
+    AccountKind.BUYER: frozenset({PartyKind.BUYER.value, PartyKind.TEAM.value}),
+    AccountKind.SUPPLIER: frozenset({PartyKind.SUPPLIER.value}),
+}
+
+
+async def open_accounts(conn: AsyncConnection, entry: Entry, now: dt.datetime) -> None:
+    """Create accounts first posted to now, and check every account's currency and party."""
+    first_line: dict[str, int] = {}
+    currency_of: dict[str, str] = {}
+    for line, p in enumerate(entry.postings):
+        first_line.setdefault(p.account, line)
+        currency_of[p.account] = p.currency
+    codes = sorted(first_line)
+    query = sa.select(ledger_accounts.c.code, ledger_accounts.c.currency).where(
+        ledger_accounts.c.code.in_(codes)
+    )
+    existing = {code: currency for code, currency in await conn.execute(query)}
+    parsed = {code: accounts.parse(code) for code in codes}
+    party_ids = [a.party_id for c, a in parsed.items() if a and a.party_id and c not in existing]
+    known: dict[uuid.UUID, tuple[str, str]] = {}
+    if party_ids:
+        rows = await conn.execute(
+            sa.select(parties.c.id, parties.c.kind, parties.c.currency).where(
+                parties.c.id.in_(party_ids)
+            )
+        )
+        known = {r.id: (r.kind, r.currency) for r in rows}
+    problems: list[FieldProblem] = []
+    for code in codes:  # sorted: accounts are created in the same order by every writer
+        account = parsed[code]
+        assert account is not None  # check_entry refused unknown codes
+        where = f"postings[{first_line[code]}]"
+        if code in existing:
+            if existing[code] != currency_of[code]:
+                problems.append(FieldProblem(f"{where}.currency", f"{code} holds {existing[code]}"))
+            continue
+        if account.party_id is not None:
+            party = known.get(account.party_id)
+            if party is None or party[0] not in PARTY_KINDS_FOR[account.kind]:
+                problems.append(
+                    FieldProblem(f"{where}.account", f"no {account.kind.value} party with this id")
+                )
+                continue
+            if party[1] != currency_of[code]:
+                problems.append(
+                    FieldProblem(f"{where}.currency", f"the party's currency is {party[1]}")
+                )
+                continue
+        await conn.execute(
+            dialect_insert(conn, ledger_accounts)
+            .values(
+                code=code,
+                kind=account.kind.value,
+                party_id=account.party_id,
+                currency=currency_of[code],
+                created_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+        if account.kind in accounts.CACHED_KINDS:
+            await conn.execute(
+                dialect_insert(conn, account_balances)
+                .values(account_code=code, balance_minor=0)
+                .on_conflict_do_nothing()
+            )
+    if problems:
+        raise InvalidEntry(problems)
+
+
+async def _credit_limit(
+    conn: AsyncConnection, buyer_id: uuid.UUID, given: Mapping[uuid.UUID, int]
+) -> int:
+    if buyer_id in given:
+        return given[buyer_id]
+    query = sa.select(buyer_accounts.c.credit_limit_minor).where(
+        buyer_accounts.c.buyer_id == buyer_id
+    )
+    return int((await conn.execute(query)).scalar() or 0)
+
+
+async def move_balances(
+    conn: AsyncConnection, entry: Entry, exempt: Collection[str], limits: Mapping[uuid.UUID, int]
+) -> None:
+    deltas: dict[str, int] = defaultdict(int)
+    for p in entry.postings:
+        account = accounts.parse(p.account)
+        if account is not None and account.kind in accounts.CACHED_KINDS:
+            deltas[p.account] += p.amount_minor
+    # notes: keep the sorted order; it is the lock order that keeps concurrent posts deadlock-free.
+    for code in sorted(deltas):
+        delta = deltas[code]
+        if delta == 0:
+            continue
+        balance = account_balances.c.balance_minor
+        stmt = (
+            account_balances.update()
+            .where(account_balances.c.account_code == code)
+            .values(balance_minor=balance + delta)
+        )
+        bound: int | None = None
+        if entry.kind in BOUNDED_KINDS and delta > 0 and code not in exempt:
+            account = accounts.parse(code)
+            assert account is not None and account.party_id is not None
+            # The stored balance is debits - credits: a buyer may owe up to its credit limit,
+            # a supplier may be paid down to nothing owed.
+            bound = (
+                await _credit_limit(conn, account.party_id, limits)
+                if account.kind is AccountKind.BUYER
+                else 0
+            )
+            stmt = stmt.where(balance + delta <= bound)
+        result = await conn.execute(stmt)
+        if result.rowcount != 1:
+            if bound is None:  # the row was created above in this savepoint; it cannot be missing
+                raise RuntimeError(f"no balance row for {code}")
+            query = sa.select(balance).where(account_balances.c.account_code == code)
+            current = int((await conn.execute(query)).scalar_one())
+            raise InsufficientFunds(code, delta, bound - current)
