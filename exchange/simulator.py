@@ -32,6 +32,8 @@ class Behaviour(msgspec.Struct, kw_only=True):
     error_rate: float = 0.0  # ping answers are HTTP 500
     pass_rate: float = 0.0  # ping answers "no bid"
     post_reject_rate: float = 0.0  # post answers "rejected"
+    post_fail_first: int = 0  # the first N posts answer HTTP 500 (a buyer having a bad minute)
+    post_latency_ms: int | None = None  # None: latency_ms
     secret: str | None = None  # when set, requests with a bad signature get 401
 
 
@@ -40,6 +42,7 @@ class Received(msgspec.Struct, kw_only=True):
     kind: str  # ping or post
     body: dict[str, Any]
     signature_ok: bool | None
+    delivery_id: str | None = None
 
 
 def ping_endpoint(base_url: str, name: str, timeout_ms: int = 500) -> dict[str, Any]:
@@ -82,6 +85,7 @@ def buyer_app(
     behaviours: Mapping[str, Behaviour], *, seed: int | None = None, received: list[Received] | None = None
 ) -> web.Application:
     rng = random.Random(seed)
+    posts_seen: dict[str, int] = {}
 
     async def handle(request: web.Request) -> web.Response:
         name, kind = request.match_info["name"], request.match_info["kind"]
@@ -103,10 +107,18 @@ def buyer_app(
                 decoded = msgspec.json.decode(body) if body else {}
             except msgspec.DecodeError:
                 decoded = {"raw": body.decode(errors="replace")}
-            received.append(Received(buyer=name, kind=kind, body=decoded, signature_ok=signature_ok))
+            received.append(
+                Received(
+                    buyer=name, kind=kind, body=decoded, signature_ok=signature_ok,
+                    delivery_id=request.headers.get(signing.DELIVERY_ID_HEADER),
+                )
+            )  # fmt: skip
         if signature_ok is False:
             return web.json_response({"status": "error", "reason": "bad signature"}, status=401)
-        await asyncio.sleep(behaviour.latency_ms / 1000)
+        latency_ms = behaviour.latency_ms
+        if kind == "post" and behaviour.post_latency_ms is not None:
+            latency_ms = behaviour.post_latency_ms
+        await asyncio.sleep(latency_ms / 1000)
         if kind == "ping":
             roll = rng.random()
             if roll < behaviour.timeout_rate:
@@ -117,6 +129,9 @@ def buyer_app(
                 return web.json_response({"status": "no_bid", "reason": "not interested"})
             bid = rng.randint(behaviour.bid_min_minor, behaviour.bid_max_minor)
             return web.json_response({"status": "bid", "bid": f"{bid // 100}.{bid % 100:02d}"})
+        posts_seen[name] = posts_seen.get(name, 0) + 1
+        if posts_seen[name] <= behaviour.post_fail_first:
+            return web.json_response({"status": "error"}, status=500)
         if rng.random() < behaviour.post_reject_rate:
             return web.json_response({"status": "rejected", "reason": "duplicate in our CRM"})
         return web.json_response({"status": "accepted", "id": f"{name}-{rng.getrandbits(32):08x}"})
