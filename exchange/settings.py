@@ -67,6 +67,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     delivery_backoff_max_ms: int = 300_000
     delivery_lease_ms: int = 30_000  # an attempt holds its delivery this long before another may
     delivery_sweep_interval_s: int = 15  # how often pending deliveries past due are re-sent
+    # A lead still being sold this long after its post began lost its walk (its process died):
+    # the sweeper settles it. Far above the longest walk (buyers' post timeouts in a row).
+    lead_stuck_after_s: int = 300
 
     # Lifetimes.
     idempotency_ttl_hours: int = 24

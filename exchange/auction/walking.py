@@ -233,3 +233,59 @@ async def _walk_on(ctx: Context, lead_id: uuid.UUID, campaign_id: str, outcome: 
         )
     await enqueue_retries(memo)
     log.info("walk moved on after a failed delivery", extra={"lead_id": str(lead_id), "status": status})
+
+
+async def settle_stuck_leads(ctx: Context, *, older_than: dt.timedelta, limit: int = 200) -> int:
+    """Leads left in ``posting`` by a process that died mid-walk reach a terminal state.
+
+    The walk stores nothing until it ends, so a lead still ``posting`` long after its post began
+    lost its walk: it is ``sold`` if a sale of it stands (delivered, or still being delivered by
+    the outbox), otherwise ``unsold``, and whatever its ping still held is given back."""
+    from exchange.auction.context import LEAD_POSTING, PING_POSTED
+    from exchange.store.tables import cap_holds, pings
+
+    cutoff = dt.datetime.now(dt.timezone.utc) - older_than
+    settled = 0
+    async with ctx.db.write() as conn:
+        stuck = (
+            await conn.execute(
+                sa.select(leads.c.id, leads.c.ping_id)
+                .where(leads.c.status == LEAD_POSTING, leads.c.created_at < cutoff)
+                .order_by(leads.c.id)
+                .limit(limit)
+            )
+        ).all()
+        for lead_id, ping_id in stuck:
+            standing = (
+                await conn.execute(
+                    sa.select(sa.func.count()).where(
+                        sales.c.lead_id == lead_id, sales.c.status.in_(["delivered", "delivering"])
+                    )
+                )
+            ).scalar_one()
+            status = LEAD_SOLD if standing else LEAD_UNSOLD
+            done = await conn.execute(
+                leads.update().where(leads.c.id == lead_id, leads.c.status == LEAD_POSTING).values(status=status)
+            )
+            if done.rowcount != 1:
+                continue
+            settled += 1
+            if ping_id is not None:
+                # Capacity held for campaigns that did not buy goes back.
+                bought = {
+                    str(c) for c in (
+                        await conn.execute(sa.select(sales.c.campaign_id).where(
+                            sales.c.lead_id == lead_id, sales.c.status.in_(["delivered", "delivering"])))
+                    ).scalars()
+                }  # fmt: skip
+                rows = await conn.execute(sa.select(cap_holds).where(cap_holds.c.ping_id == ping_id))
+                leftover = [
+                    cap_store.Hold(str(r.campaign_id), r.window_key, r.spend_minor)
+                    for r in rows
+                    if str(r.campaign_id) not in bought
+                ]
+                await cap_store.release(conn, leftover)
+                await conn.execute(cap_holds.delete().where(cap_holds.c.ping_id == ping_id))
+                await conn.execute(pings.update().where(pings.c.id == ping_id).values(status=PING_POSTED))
+            log.warning("settled a lead left mid-walk", extra={"lead_id": str(lead_id), "status": status})
+    return settled

@@ -67,6 +67,10 @@ def declare(broker: dramatiq.Broker) -> None:
             deliver_sale.send(str(sale_id))
         if due:
             log.info("re-sent overdue deliveries", extra={"count": len(due)})
+        from exchange.auction import walking
+
+        stuck_after = dt.timedelta(seconds=runtime.settings().lead_stuck_after_s)
+        await walking.settle_stuck_leads(runtime.auction_context(), older_than=stuck_after)
 
     sweep_deliveries = dramatiq.actor(
         _sweep_deliveries,

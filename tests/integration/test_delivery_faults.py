@@ -212,3 +212,64 @@ def test_a_delivery_that_never_succeeds_walks_on_to_the_next_bid(backend):
     pending = run(settings, lambda c: c.execute(sa.select(deliveries.c.status))).scalars().all()
     assert pending == ["failed"]
     _one_charge(settings, out["lead_id"])
+
+
+def test_a_lead_whose_process_died_mid_walk_is_settled_and_frees_its_capacity(backend):
+    """The post claimed the ping and stored the lead, then the process died before any sale:
+    the sweeper brings the lead to `unsold` and gives back what the ping held."""
+    from exchange.auction import posting
+    from exchange.auction.messages import PingIn
+    from exchange.auction.pinging import ping
+    from exchange.auth.parties import Principal
+    from exchange.intake import verticals as vertical_store
+    from exchange.intake.messages import LeadIn
+    from exchange.intake.validate import Stage, validate_lead
+    from exchange.store.tables import cap_counters, leads, pings
+    from tests.integration.test_auction_api import ping_body
+
+    settings = backend
+    reset_broker()
+    with TestClient(create_app(settings, in_process_worker=False)) as client:
+        exchange, supplier, buyer, _ = _market(settings, client, Behaviour())
+        add_campaign(settings, buyer.id, fixed_price_minor=3000, caps=[{"window": "day", "max_count": 5}])
+    principal = Principal(party_id=supplier.id, kind=PartyKind.SUPPLIER, key_id=supplier.key_id, name="s")
+
+    async def crash_mid_walk():
+        db = Database(settings)
+        ctx = Context(db=db, settings=settings, market=Market(db, 0), http=None, limiter=MemoryRateLimiter())
+        try:
+            offer = await ping(ctx, principal, msgspec.convert(ping_body(), PingIn))
+            async with db.read() as conn:
+                vertical = await vertical_store.get(conn, "solar")
+                row = (await conn.execute(sa.select(pings).where(pings.c.id == offer.ping_id))).one()
+            ping_row = posting._PingRow(
+                id=row.id, supplier_id=row.supplier_id, status=row.status, test=row.test, fields=row.fields,
+                offer=row.offer, expires_at=row.expires_at, lead_id=row.lead_id,
+            )  # fmt: skip
+            lead_in = LeadIn(vertical="solar", fields=solar_lead()["fields"])
+            valid = validate_lead(vertical.fields, lead_in, Stage.POST, posting.intake.limits_of(settings))
+            now = dt.datetime.now(dt.timezone.utc)
+            lead_id = await posting._claim_ping_and_store_lead(
+                ctx, principal, vertical, ping_row, lead_in, valid, "k", b"{}", now, direct=False
+            )
+            return lead_id  # ...and here the process dies
+        finally:
+            await db.dispose()
+
+    lead_id = asyncio.run(crash_mid_walk())
+    counts = lambda: run(settings, lambda c: c.execute(sa.select(cap_counters.c.count))).scalars().all()  # noqa: E731
+    assert counts() == [1]  # the ping's hold
+    status = lambda: run(settings, lambda c: c.execute(sa.select(leads.c.status).where(leads.c.id == lead_id))).scalar_one()  # noqa: E731
+    assert status() == "posting"
+
+    async def sweep():
+        db = Database(settings)
+        ctx = Context(db=db, settings=settings, market=Market(db, 0), http=None, limiter=MemoryRateLimiter())
+        try:
+            return await walking.settle_stuck_leads(ctx, older_than=dt.timedelta(0))
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(sweep()) == 1
+    assert status() == "unsold" and counts() == [0]
+    assert asyncio.run(sweep()) == 0  # settled once
