@@ -13,6 +13,7 @@ import threading
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import Middleware
 from dramatiq.middleware.asyncio import AsyncIO
 
 from exchange.settings import Settings
@@ -42,11 +43,29 @@ def setup_broker(settings: Settings) -> dramatiq.Broker:
         else:
             broker = StubBroker()
             broker.emit_after("process_boot")
+        # Ours first: its shutdown hook needs the event loop that AsyncIO's then stops.
+        broker.add_middleware(CloseRuntime())
         broker.add_middleware(AsyncIO())
         dramatiq.set_broker(broker)
         actors.declare(broker)
         _configured, _configured_url = broker, settings.redis_url
         return broker
+
+
+class CloseRuntime(Middleware):
+    """Close the actors' HTTP session on their event loop when a worker shuts down."""
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        from dramatiq.asyncio import get_event_loop_thread
+
+        from exchange.worker import runtime
+
+        thread = get_event_loop_thread()
+        if thread is not None:
+            try:
+                thread.run_coroutine(runtime.close())
+            except Exception:  # shutting down: never let cleanup stop the rest of it
+                pass
 
 
 def reset_broker() -> None:

@@ -60,3 +60,13 @@ def auction_context():  # type: ignore[no-untyped-def]
         )
         _auction = (loop, ctx)
     return _auction[1]
+
+
+async def close() -> None:
+    """Close what the actors opened on this loop (the HTTP session to buyers)."""
+    global _auction
+    if _auction is not None:
+        ctx = _auction[1]
+        _auction = None
+        if ctx.http is not None:  # type: ignore[attr-defined]
+            await ctx.http.close()  # type: ignore[attr-defined]
