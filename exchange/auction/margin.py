@@ -84,7 +84,27 @@ class BandedMargin(_Rule, tag="bands"):
         _require(increasing, "band bounds must increase strictly")
 
 
-MarginRule = FixedMargin | PercentMargin | BandedMargin
+class FixedPayout(_Rule, tag="fixed_payout"):
+    """A supplier payout model: the supplier earns exactly this per lead and the exchange keeps
+    the rest of the bid. A bid below it cannot pay the supplier: it is dropped (payout 0)."""
+
+    amount_minor: MinorUnits
+
+    def __post_init__(self) -> None:
+        _require(self.amount_minor >= 1, "amount_minor must be >= 1")
+
+
+class RevenueShare(_Rule, tag="revenue_share"):
+    """A supplier payout model: the supplier earns this share of the price (rounded down, so
+    the exchange never pays out more than the share), the exchange keeps the rest."""
+
+    bps: BasisPoints
+
+    def __post_init__(self) -> None:
+        _require(0 < self.bps <= BPS_PER_WHOLE, f"bps must be within 1..{BPS_PER_WHOLE}")
+
+
+MarginRule = FixedMargin | PercentMargin | BandedMargin | FixedPayout | RevenueShare
 
 
 def _ceil_div(numerator: int, denominator: int) -> int:
@@ -97,6 +117,10 @@ def required_margin(bid_minor: int, rule: MarginRule) -> int:
         return rule.amount_minor
     if isinstance(rule, PercentMargin):
         return max(_ceil_div(bid_minor * rule.bps, BPS_PER_WHOLE), rule.min_margin_minor)
+    if isinstance(rule, FixedPayout):
+        return bid_minor - rule.amount_minor if bid_minor >= rule.amount_minor else bid_minor
+    if isinstance(rule, RevenueShare):
+        return bid_minor - (bid_minor * rule.bps) // BPS_PER_WHOLE
     for band in rule.bands:
         if band.up_to_minor is None or bid_minor <= band.up_to_minor:
             return required_margin(bid_minor, band.rule)

@@ -223,6 +223,7 @@ async def deliver(ctx: Context, sale_id: uuid.UUID, *, holds: list[cap_store.Hol
     assert facts is not None
     endpoints = msgspec.convert(facts.endpoints, delivery.BuyerEndpoints) if facts.endpoints else None
     verdict = None
+    http_status = None
     detail = ""
     if endpoints is None or ctx.http is None:
         detail = "no post endpoint" if endpoints is None else "no HTTP client"
@@ -241,6 +242,7 @@ async def deliver(ctx: Context, sale_id: uuid.UUID, *, holds: list[cap_store.Hol
             request, detail = None, str(exc)
         if request is not None:
             exchange_ = await delivery.send(ctx.http, request, endpoints.post.timeout_for("post"))
+            http_status = exchange_.status
             verdict = delivery.classify_post(endpoints.post, exchange_)
             detail = verdict.detail or ""
     done = dt.datetime.now(dt.timezone.utc)
@@ -248,7 +250,7 @@ async def deliver(ctx: Context, sale_id: uuid.UUID, *, holds: list[cap_store.Hol
     async with ctx.db.write() as conn:
         await outbox.log_attempt(
             conn, claim, started_at=now, latency_ms=verdict.latency_ms if verdict else 0,
-            http_status=None, outcome=outcome.value, detail=detail,
+            http_status=http_status, outcome=outcome.value, detail=detail,
         )  # fmt: skip
         if outcome is PostOutcome.ACCEPTED:
             await settle_accepted(conn, sale_id, reference=verdict.reference if verdict else None, now=done)

@@ -316,3 +316,19 @@ def test_shared_leads_respect_each_campaigns_share_limit(market):
     trace = decode(exchange.client.get(f"/v1/pings/{offer['ping_id']}/trace", headers=exchange.operator.headers))
     reasons = {e["campaign_id"]: e["reason"] for e in trace["stages"][0]["entries"]}
     assert reasons == {exclusive: "exclusivity_conflict", two_way: "exclusivity_conflict", three_way: None}
+
+
+def test_supplier_payout_models_fixed_and_revenue_share(market):
+    exchange, supplier, a, _ = market
+    add_campaign(exchange.settings, a.id, fixed_price_minor=3000)
+    set_supplier_terms(exchange.settings, supplier.id, margin={"type": "fixed_payout", "amount_minor": 1500})
+    out = decode(exchange.client.post("/v1/leads", json=solar_lead(), headers=supplier.headers))
+    assert (out["status"], out["payout_minor"]) == ("sold", 1500)
+    set_supplier_terms(exchange.settings, supplier.id, margin={"type": "revenue_share", "bps": 7500})
+    lead = solar_lead(phone="212-555-0166", email="share@example.com")
+    out = decode(exchange.client.post("/v1/leads", json=lead, headers=supplier.headers))
+    assert (out["status"], out["payout_minor"]) == ("sold", 2250)
+    set_supplier_terms(exchange.settings, supplier.id, margin={"type": "fixed_payout", "amount_minor": 3500})
+    lead = solar_lead(phone="212-555-0167", email="nope@example.com")
+    out = decode(exchange.client.post("/v1/leads", json=lead, headers=supplier.headers))
+    assert out["status"] == "unsold" and out["reasons"] == ["below_floor"]  # 30.00 cannot pay 35.00

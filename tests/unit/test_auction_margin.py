@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from exchange.auction import (
     BandedMargin,
@@ -137,3 +139,23 @@ def test_margin_policy_rule_for() -> None:
     with_supplier = MarginPolicy(default=DEFAULT, by_buyer={"b1": BUYER}, supplier=SUPPLIER)
     assert payout_for(1_000, with_supplier.rule_for("b1")) == (950, 50)
     assert payout_for(1_000, with_supplier.rule_for("b2")) == (950, 50)
+
+
+def test_supplier_payout_models():
+    from exchange.auction import FixedPayout, RevenueShare
+
+    assert payout_for(3000, FixedPayout(amount_minor=1500)) == (1500, 1500)
+    assert payout_for(1500, FixedPayout(amount_minor=1500)) == (1500, 0)
+    assert payout_for(1499, FixedPayout(amount_minor=1500)) == (0, 1499)  # cannot pay: dropped
+    assert payout_for(3333, RevenueShare(bps=8000)) == (2666, 667)  # the share rounds down
+    assert payout_for(1, RevenueShare(bps=10_000)) == (1, 0)
+
+
+@given(bid=st.integers(0, 10**9), amount=st.integers(1, 10**9), share=st.integers(1, 10_000))
+def test_payout_models_never_pay_more_than_the_bid_or_the_model(bid, amount, share):
+    from exchange.auction import FixedPayout, RevenueShare
+
+    payout, margin = payout_for(bid, FixedPayout(amount_minor=amount))
+    assert payout + margin == bid and payout in (0, amount)
+    payout, margin = payout_for(bid, RevenueShare(bps=share))
+    assert payout + margin == bid and payout * 10_000 <= bid * share
