@@ -43,9 +43,9 @@ def setup_broker(settings: Settings) -> dramatiq.Broker:
         else:
             broker = StubBroker()
             broker.emit_after("process_boot")
-        # Ours first: its shutdown hook needs the event loop that AsyncIO's then stops.
-        broker.add_middleware(CloseRuntime())
         broker.add_middleware(AsyncIO())
+        # After AsyncIO: "after" hooks run in reverse order, so ours runs while its loop lives.
+        broker.add_middleware(CloseRuntime())
         dramatiq.set_broker(broker)
         actors.declare(broker)
         _configured, _configured_url = broker, settings.redis_url
