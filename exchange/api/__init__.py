@@ -6,6 +6,7 @@ from exchange.api.finance import LedgerController, MyLedgerController
 from exchange.api.health import health
 from exchange.api.leads import LeadController
 from exchange.api.parties import KeyController, MeController, PartyController
+from exchange.api.returns import PurchaseController, ReturnController
 from exchange.api.terms import (
     BuyerAccountController,
     MyAccountController,
@@ -32,6 +33,8 @@ ROUTES = [
     MyTermsController,
     LedgerController,
     MyLedgerController,
+    ReturnController,
+    PurchaseController,
 ]
 
 __all__ = ["ROUTES"]

@@ -64,7 +64,7 @@ class SupplierTermsController(Controller):
         async with db_of(request).read() as conn:
             return await get_terms(conn, supplier_id)
 
-    @put(summary="Set a supplier's margin override, minimum payout, auction mode and ping rate")
+    @put(summary="Set a supplier's margin override, minimum payout, auction mode, ping rate and return terms")
     async def update(
         self, request: Request, supplier_id: FromPath[uuid.UUID], data: JSONBody[SupplierTermsIn]
     ) -> SupplierTerms:

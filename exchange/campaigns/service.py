@@ -49,6 +49,30 @@ BUYER_KINDS = frozenset({PartyKind.BUYER, PartyKind.TEAM})  # teams buy like buy
 Money = Annotated[int, msgspec.Meta(ge=0, le=MONEY_MAX_MINOR)]
 Problems = list[tuple[str, str]]
 
+RETURN_WINDOW_DAYS_MAX = 365  # a year: longer than any lead stays worth disputing
+RETURN_REASONS_MAX = 20
+RETURN_REASON_MAX_CHARS = 64  # the returns table's reason column
+BPS_MAX = 10_000  # 100 %
+# Machine strings, like reason codes: a buyer's systems file them, finance counts them.
+RETURN_REASON_PATTERN = r"^[a-z][a-z0-9_]*$"
+ReturnReason = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=RETURN_REASON_MAX_CHARS, pattern=RETURN_REASON_PATTERN,
+        description="lower-case letters, digits and _, e.g. wrong_number",
+    ),
+]  # fmt: skip
+
+
+class ReturnPolicy(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """When the campaign's buyer may return a lead it bought (see docs/returns.md)."""
+
+    # Days after delivery a lead may still be returned; 0: this campaign takes no returns.
+    window_days: Annotated[int, msgspec.Meta(ge=0, le=RETURN_WINDOW_DAYS_MAX)] = 0
+    reasons: Annotated[list[ReturnReason], msgspec.Meta(max_length=RETURN_REASONS_MAX)] = []
+    # The most of one month's purchases on this campaign that may be returned; 0: no limit.
+    max_rate_bps: Annotated[int, msgspec.Meta(ge=0, le=BPS_MAX)] = 0
+
 
 class CampaignIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A campaign as a buyer writes it (create, and replace as a whole)."""
@@ -73,6 +97,7 @@ class CampaignIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         dict[str, Any],
         msgspec.Meta(description="{ping?: EndpointConfig, post: EndpointConfig}; see docs"),
     ] | None = None
+    returns: ReturnPolicy = msgspec.field(default_factory=ReturnPolicy)  # default: no returns
     # Operators only: the buyer (or team) the campaign is for. A buyer's own key may omit it.
     buyer_id: uuid.UUID | None = None
 
@@ -95,6 +120,7 @@ class Campaign(msgspec.Struct, kw_only=True):
     max_sells: int
     tier: int
     endpoints: BuyerEndpoints | None
+    returns: ReturnPolicy
     version: int
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -153,9 +179,19 @@ def _campaign(row: sa.Row) -> Campaign:
         max_sells=row.max_sells,
         tier=row.tier,
         endpoints=_shown(row.endpoints),
+        returns=policy_of(row),
         version=row.version,
         created_at=row.created_at,
         updated_at=row.updated_at,
+    )
+
+
+def policy_of(row: sa.Row) -> ReturnPolicy:
+    """The returns policy stored on a campaigns row."""
+    return ReturnPolicy(
+        window_days=row.return_window_days,
+        reasons=list(row.return_reasons or []),
+        max_rate_bps=row.max_return_rate_bps,
     )
 
 
@@ -271,6 +307,19 @@ def _check(data: CampaignIn, timezone: str, fields: Sequence[Any] | None) -> Pro
             problems.append(("fixed_price_minor", "must be at least 1"))
         elif data.floor_minor > data.fixed_price_minor:
             problems.append(("floor_minor", "above fixed_price_minor: it could never bid"))
+    return problems + _check_returns(data.returns)
+
+
+def _check_returns(policy: ReturnPolicy) -> Problems:
+    problems: Problems = []
+    if policy.window_days > 0 and not policy.reasons:
+        # A buyer files a return with one of these: with none, the window could never be used.
+        problems.append(("returns.reasons", "a campaign that takes returns lists their reasons"))
+    seen: set[str] = set()
+    for i, reason in enumerate(policy.reasons):
+        if reason in seen:
+            problems.append((f"returns.reasons[{i}]", f"{reason!r} is listed twice"))
+        seen.add(reason)
     return problems
 
 
@@ -325,6 +374,9 @@ def _columns(data: CampaignIn, timezone: str, endpoints: dict[str, Any] | None) 
         "schedule": msgspec.to_builtins(data.schedule) if data.schedule is not None else None,
         "caps": msgspec.to_builtins(data.caps),
         "endpoints": endpoints,
+        "return_window_days": data.returns.window_days,
+        "return_reasons": list(data.returns.reasons),
+        "max_return_rate_bps": data.returns.max_rate_bps,
     }
 
 

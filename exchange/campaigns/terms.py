@@ -1,5 +1,5 @@
 """Money terms of buyers and suppliers: accounts (balance, credit, margin override, penalty) and
-supplier terms (margin override, minimum payout, auction mode, ping rate).
+supplier terms (margin override, minimum payout, auction mode, ping rate, who bears returns).
 
 Operators write both; each party may read its own. A party without a row has the defaults:
 a buyer has no money and no override, a supplier gets the ``DEFAULT_*`` terms below. Balance and
@@ -10,6 +10,7 @@ in the auction).
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import uuid
 from typing import Annotated, Any
 
@@ -30,6 +31,15 @@ DEFAULT_PINGS_PER_SECOND = 0  # 0: unlimited
 DEFAULT_PING_BURST = 1  # pings allowed at once above the steady rate
 PINGS_PER_SECOND_MAX = 100_000
 PING_BURST_MAX = 100_000
+DEFAULT_HOLD_DAYS = 0  # 0: the return_payout policy applies whenever the return is approved
+HOLD_DAYS_MAX = 365
+
+
+class ReturnPayout(str, enum.Enum):
+    """Who gives the supplier's payout back when a buyer's return of its lead is approved."""
+
+    CLAW_BACK = "claw_back"  # the supplier: its payable goes down by the payout
+    ABSORB = "absorb"  # the exchange: the supplier keeps its payout, revenue bears the refund
 
 # A balance may be below zero while credit covers it.
 SignedMoney = Annotated[int, msgspec.Meta(ge=-MONEY_MAX_MINOR, le=MONEY_MAX_MINOR)]
@@ -66,6 +76,10 @@ class SupplierTermsIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         DEFAULT_PINGS_PER_SECOND
     )
     ping_burst: Annotated[int, msgspec.Meta(ge=1, le=PING_BURST_MAX)] = DEFAULT_PING_BURST
+    return_payout: ReturnPayout = ReturnPayout.CLAW_BACK
+    # > 0: claw back only when the return is approved within this many days of the sale (the
+    # supplier's money is on hold until then); later, the exchange absorbs it.
+    hold_days: Annotated[int, msgspec.Meta(ge=0, le=HOLD_DAYS_MAX)] = DEFAULT_HOLD_DAYS
 
 
 class SupplierTerms(msgspec.Struct, kw_only=True):
@@ -75,6 +89,8 @@ class SupplierTerms(msgspec.Struct, kw_only=True):
     auction_mode: Mode | None
     pings_per_second: int
     ping_burst: int
+    return_payout: ReturnPayout
+    hold_days: int
     updated_at: dt.datetime | None  # None: never set, these are the defaults
 
 
@@ -169,6 +185,8 @@ async def get_terms(conn: AsyncConnection, supplier_id: uuid.UUID) -> SupplierTe
             auction_mode=None,
             pings_per_second=DEFAULT_PINGS_PER_SECOND,
             ping_burst=DEFAULT_PING_BURST,
+            return_payout=ReturnPayout.CLAW_BACK,
+            hold_days=DEFAULT_HOLD_DAYS,
             updated_at=None,
         )
     return SupplierTerms(
@@ -178,6 +196,8 @@ async def get_terms(conn: AsyncConnection, supplier_id: uuid.UUID) -> SupplierTe
         auction_mode=Mode(row.auction_mode) if row.auction_mode is not None else None,
         pings_per_second=row.pings_per_second,
         ping_burst=row.ping_burst,
+        return_payout=ReturnPayout(row.return_payout),
+        hold_days=row.hold_days,
         updated_at=row.updated_at,
     )
 
@@ -192,6 +212,8 @@ async def upsert_terms(
         "auction_mode": data.auction_mode.value if data.auction_mode is not None else None,
         "pings_per_second": data.pings_per_second,
         "ping_burst": data.ping_burst,
+        "return_payout": data.return_payout.value,
+        "hold_days": data.hold_days,
         "updated_at": utcnow(),
     }
     await _upsert(conn, supplier_terms, "supplier_id", supplier_id, values)

@@ -2,9 +2,11 @@
 its payout), and every anomaly is listed.
 
 A *standing* entry is one no reversal undoes. What counts as delivered comes from the
-``sales`` table (a row with status ``delivered``) or from the caller, who may know
-better (``delivered=``). The pairing itself is pure (``pair_sales``); ``reconcile`` gathers
-the facts and adds the checks that need the database: unbalanced entries and balance drift.
+``sales`` table (a row with status ``delivered``, or ``returned``: delivered, charged, then
+returned) or from the caller, who may know better (``delivered=``). A returned sale also pairs
+with exactly one standing return that refunds its price. The pairing itself is pure
+(``pair_sales``); ``reconcile`` gathers the facts and adds the checks that need the database:
+unbalanced entries and balance drift.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ DOUBLE_CHARGE = "double_charge"
 AMOUNT_MISMATCH = "amount_mismatch"
 RETURN_WITHOUT_CHARGE = "return_without_charge"
 DOUBLE_RETURN = "double_return"
+RETURN_MISMATCH = "return_mismatch"
 UNBALANCED_ENTRY = "unbalanced_entry"
 BALANCE_DRIFT = "balance_drift"
 ANOMALIES = {
@@ -47,10 +50,14 @@ ANOMALIES = {
     AMOUNT_MISMATCH: "a charge whose buyer, supplier, price or payout differs from the sale's",
     RETURN_WITHOUT_CHARGE: "a standing return of a sale with no standing charge",
     DOUBLE_RETURN: "a sale returned more than once",
+    RETURN_MISMATCH: "a returned sale without its return, a return of a sale not marked returned, "
+    "or a refund other than the price to the sale's buyer",
     UNBALANCED_ENTRY: "an entry whose postings do not sum to zero per currency, or number under 2",
     BALANCE_DRIFT: "a running balance that differs from the sum of the account's postings",
 }
 SALE_DELIVERED = "delivered"
+SALE_RETURNED = "returned"  # exchange.returns: still a delivered, charged sale, now refunded
+CHARGED_STATUSES = (SALE_DELIVERED, SALE_RETURNED)
 IDS_PER_QUERY = 500  # well under SQLite's bound on parameters per statement
 
 
@@ -62,6 +69,7 @@ class SaleFacts(msgspec.Struct, frozen=True, kw_only=True):
     price_minor: int
     payout_minor: int
     currency: str
+    returned: bool = False  # the sale is marked returned: it has exactly one standing return
 
 
 def pair_sales(
@@ -105,7 +113,26 @@ def pair_sales(
             problem = _charge_problem(charge, delivered.get(sale_id))
             if problem:
                 flag(AMOUNT_MISMATCH, problem, charge.id)
+        facts = delivered.get(sale_id)
+        if facts is not None:
+            problem = _return_problem(returns, facts)
+            if problem:
+                flag(RETURN_MISMATCH, problem, returns[0].id if returns else None)
     return found
+
+
+def _return_problem(returns: list[LedgerEntry], facts: SaleFacts) -> str | None:
+    """A sale marked returned has a return refunding its price to its buyer; others have none."""
+    if facts.returned and not returns:
+        return "marked returned, no standing return"
+    if returns and not facts.returned:
+        return "a standing return, the sale is not marked returned"
+    buyer = accounts.buyer(facts.buyer_id)
+    for entry in returns:
+        refund = [p for p in entry.postings if p.account == buyer and p.currency == facts.currency]
+        if [p.amount_minor for p in refund] != [-facts.price_minor]:
+            return f"the return does not credit {buyer} the price {facts.price_minor}"
+    return None
 
 
 def _charge_problem(charge: LedgerEntry, facts: SaleFacts | None) -> str | None:
@@ -182,8 +209,9 @@ async def _sales(
         sales.c.currency,
     )
     # Only a delivered sale is a sale to charge: one still being delivered, or that the buyer
-    # rejected, must have no charge (and one that has is `charge_without_delivery`).
-    delivered = sa.select(*columns).where(sales.c.status == SALE_DELIVERED)
+    # rejected, must have no charge (and one that has is `charge_without_delivery`). A returned
+    # sale was delivered and charged: its charge stands beside its return.
+    delivered = sa.select(*columns, sales.c.status).where(sales.c.status.in_(CHARGED_STATUSES))
     queries = []
     if ids is not None:
         queries = [delivered.where(sales.c.id.in_(chunk)) for chunk in _chunks(sorted(ids))]
@@ -201,6 +229,7 @@ async def _sales(
                 price_minor=int(row.price_minor),
                 payout_minor=int(row.payout_minor),
                 currency=row.currency,
+                returned=row.status == SALE_RETURNED,
             )
     return found
 

@@ -158,6 +158,11 @@ campaigns = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Returns policy (exchange.returns): days after delivery a lead may be returned (0: never),
+    # the reasons a buyer may give, and the most of a month's purchases that may be returned.
+    sa.Column("return_window_days", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("return_reasons", JSONType, nullable=False, server_default="[]"),
+    sa.Column("max_return_rate_bps", sa.Integer, nullable=False, server_default="0"),  # 0: no limit
     sa.Index(None, "vertical_id", "active"),
     sa.Index(None, "buyer_id"),
 )
@@ -186,6 +191,10 @@ supplier_terms = sa.Table(
     sa.Column("pings_per_second", sa.Integer, nullable=False),  # 0: unlimited
     sa.Column("ping_burst", sa.Integer, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # On an approved return: claw_back (the supplier gives its payout back) or absorb (the
+    # exchange bears it); with hold_days > 0, claw back only within that many days of the sale.
+    sa.Column("return_payout", sa.String(16), nullable=False, server_default="claw_back"),
+    sa.Column("hold_days", sa.Integer, nullable=False, server_default="0"),
 )
 
 # One row per (campaign, cap window): leads and spend held or sold in that window. A single
@@ -243,7 +252,8 @@ sales = sa.Table(
     sa.Column("reference", sa.String(200), nullable=True),  # the buyer's own id for the lead
     sa.Column("created_at", UTCDateTime, nullable=False),
     # delivering: sold, the buyer has not said yes yet; delivered: accepted (and charged);
-    # rejected / failed: the buyer said no, or could not be reached: no charge.
+    # rejected / failed: the buyer said no, or could not be reached: no charge;
+    # returned: delivered and charged, then returned (the refund is a `return` ledger entry).
     sa.Column("status", sa.String(16), nullable=False, server_default="delivered"),
     sa.Column("delivered_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("lead_id", "buyer_id"),
@@ -365,4 +375,33 @@ delivery_attempts = sa.Table(
     sa.Column("http_status", sa.Integer, nullable=True),
     sa.Column("outcome", sa.String(16), nullable=False),  # accepted, rejected, error
     sa.Column("detail", sa.String(500), nullable=False),
+)
+
+
+# --- Returns (exchange.returns) ----------------------------------------------------------------
+
+# A buyer's request to return a lead it bought, and finance's decision. One per sale (unique):
+# a sale is returned at most once, and a denial is final.
+returns = sa.Table(
+    "returns",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("sale_id", sa.Uuid, sa.ForeignKey("sales.id"), nullable=False, unique=True),
+    sa.Column("lead_id", sa.Uuid, sa.ForeignKey("leads.id"), nullable=False),
+    sa.Column("buyer_id", sa.Uuid, sa.ForeignKey("parties.id"), nullable=False),
+    sa.Column("supplier_id", sa.Uuid, sa.ForeignKey("parties.id"), nullable=False),
+    sa.Column("campaign_id", sa.Uuid, sa.ForeignKey("campaigns.id"), nullable=False),
+    sa.Column("reason", sa.String(64), nullable=False),  # one of the campaign's reasons
+    sa.Column("note", sa.String(1000), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # requested, approved, denied
+    sa.Column("requested_at", UTCDateTime, nullable=False),
+    sa.Column("decided_at", UTCDateTime, nullable=True),
+    sa.Column("decided_by", sa.Uuid, sa.ForeignKey("parties.id"), nullable=True),
+    sa.Column("decision_note", sa.String(1000), nullable=True),
+    # Approved only: whether the supplier's payout was clawed back, and the ledger entry.
+    sa.Column("claw_back", sa.Boolean, nullable=True),
+    sa.Column("entry_id", sa.Uuid, sa.ForeignKey("journal_entries.id"), nullable=True),
+    sa.Index(None, "status", "requested_at"),
+    sa.Index(None, "buyer_id", "requested_at"),
+    sa.Index(None, "campaign_id", "buyer_id"),
 )

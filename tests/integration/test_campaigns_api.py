@@ -78,6 +78,7 @@ def test_create_list_get_replace_pause_resume(buyers):
     assert sorted(created["filters"][0]["states"]) == ["CA", "TX"]
     assert created["caps"] == SOLAR_CAMPAIGN["caps"]
     assert created["endpoints"] is None
+    assert created["returns"] == {"window_days": 0, "reasons": [], "max_rate_bps": 0}  # no returns
     cid = created["id"]
 
     assert decode(client.get(f"/v1/campaigns/{cid}", headers=a.headers)) == created
@@ -275,7 +276,8 @@ def test_supplier_terms(buyers):
         "supplier_id": str(supplier.id), "margin": None,
         "min_payout_minor": campaigns.DEFAULT_MIN_PAYOUT_MINOR, "auction_mode": None,
         "pings_per_second": campaigns.DEFAULT_PINGS_PER_SECOND,
-        "ping_burst": campaigns.DEFAULT_PING_BURST, "updated_at": None,
+        "ping_burst": campaigns.DEFAULT_PING_BURST, "return_payout": "claw_back", "hold_days": 0,
+        "updated_at": None,
     }  # fmt: skip
 
     terms = {
@@ -284,6 +286,8 @@ def test_supplier_terms(buyers):
         "auction_mode": "tiers",
         "pings_per_second": 20,
         "ping_burst": 40,
+        "return_payout": "absorb",
+        "hold_days": 14,
     }
     r = client.put(f"/v1/suppliers/{supplier.id}/terms", json=terms, headers=op)
     assert r.status_code == 200, r.text

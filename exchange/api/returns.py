@@ -1,0 +1,136 @@
+"""Returns: a buyer (or team) files and reads its own; finance (and operators) read them all
+and approve or deny. Purchases: a buyer's leads bought and charged, with their return."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from litestar import Controller, Request, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
+
+from exchange import returns
+from exchange.api.common import Page, db_of, page_limit, settings_of
+from exchange.auth.middleware import allow
+from exchange.auth.parties import PartyKind, Principal
+from exchange.errors import forbidden, not_found
+from exchange.returns import DecisionIn, Return, ReturnIn, ReturnStatus
+
+BUYERS = (PartyKind.BUYER, PartyKind.TEAM)
+SEES_ALL = frozenset({PartyKind.FINANCE, PartyKind.OPERATOR})
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _whose(principal: Principal, buyer_id: uuid.UUID | None) -> uuid.UUID | None:
+    """The buyer whose items a key may list: finance and operators any (or all), a buyer itself."""
+    if principal.kind in SEES_ALL:
+        return buyer_id
+    if buyer_id is not None and buyer_id != principal.party_id:
+        raise forbidden("a key lists its own party's returns and purchases only")
+    return principal.party_id
+
+
+class ReturnController(Controller):
+    path = "/v1/returns"
+    tags = ["returns"]
+
+    @post(guards=[allow(*BUYERS)], summary="Return a lead you bought (by sale_id or lead_id)")
+    async def file(self, request: Request, data: JSONBody[ReturnIn]) -> Return:
+        async with db_of(request).write() as conn:
+            return await returns.file_return(conn, request.user, data, now=_now())
+
+    @get(
+        guards=[allow(*BUYERS, PartyKind.FINANCE)],
+        summary="Returns, oldest first (a buyer sees its own); filter by status",
+    )
+    async def list(
+        self,
+        request: Request,
+        status: FromQuery[ReturnStatus | None] = None,
+        buyer_id: FromQuery[uuid.UUID | None] = None,
+        limit: FromQuery[int | None] = None,
+        after: FromQuery[uuid.UUID | None] = None,
+    ) -> Page:
+        whose = _whose(request.user, buyer_id)
+        size = page_limit(settings_of(request), limit)
+        async with db_of(request).read() as conn:
+            items = await returns.list_returns(
+                conn, buyer_id=whose, status=status, limit=size, after=after
+            )
+        return Page(items=items, next_after=items[-1].id if len(items) == size else None)
+
+    @get("/{return_id:uuid}", guards=[allow(*BUYERS, PartyKind.FINANCE)], summary="One return")
+    async def show(self, request: Request, return_id: FromPath[uuid.UUID]) -> Return:
+        principal: Principal = request.user
+        async with db_of(request).read() as conn:
+            found = await returns.get_return(conn, return_id)
+        if found is None:
+            raise not_found("return")
+        if principal.kind not in SEES_ALL and found.buyer_id != principal.party_id:
+            raise forbidden("this return belongs to another buyer")
+        return found
+
+    @post(
+        "/{return_id:uuid}/approve",
+        status_code=200,
+        guards=[allow(PartyKind.FINANCE)],
+        summary="Approve: refund the buyer in the ledger (once; again returns the same result)",
+    )
+    async def approve(
+        self,
+        request: Request,
+        return_id: FromPath[uuid.UUID],
+        data: JSONBody[DecisionIn | None] = None,
+    ) -> Return:
+        return await self._decide(request, return_id, True, data)
+
+    @post(
+        "/{return_id:uuid}/deny",
+        status_code=200,
+        guards=[allow(PartyKind.FINANCE)],
+        summary="Deny: record the decision; nothing moves",
+    )
+    async def deny(
+        self,
+        request: Request,
+        return_id: FromPath[uuid.UUID],
+        data: JSONBody[DecisionIn | None] = None,
+    ) -> Return:
+        return await self._decide(request, return_id, False, data)
+
+    async def _decide(
+        self, request: Request, return_id: uuid.UUID, approve: bool, data: DecisionIn | None
+    ) -> Return:
+        principal: Principal = request.user
+        async with db_of(request).write() as conn:
+            return await returns.decide(
+                conn,
+                return_id,
+                approve=approve,
+                by=principal.party_id,
+                note=data.note if data else None,
+                now=_now(),
+            )
+
+
+class PurchaseController(Controller):
+    path = "/v1/purchases"
+    tags = ["returns"]
+    guards = [allow(*BUYERS, PartyKind.FINANCE)]
+
+    @get(summary="Leads bought and charged, oldest first, with their return (a buyer: its own)")
+    async def list(
+        self,
+        request: Request,
+        buyer_id: FromQuery[uuid.UUID | None] = None,
+        limit: FromQuery[int | None] = None,
+        after: FromQuery[uuid.UUID | None] = None,
+    ) -> Page:
+        whose = _whose(request.user, buyer_id)
+        size = page_limit(settings_of(request), limit)
+        async with db_of(request).read() as conn:
+            items = await returns.list_purchases(conn, buyer_id=whose, limit=size, after=after)
+        return Page(items=items, next_after=items[-1].sale_id if len(items) == size else None)
