@@ -61,7 +61,7 @@ NO_MARGIN = PercentMargin(bps=0)
 POST_IDEMPOTENCY_PREFIX = "post:"
 
 
-_encode = msgspec.json.Encoder(enc_hook=intake._enc_hook).encode
+_encode = msgspec.json.Encoder(enc_hook=intake.enc_hook).encode
 
 
 # Built at import so msgspec resolves these types' annotations now, against the real datetime

@@ -125,7 +125,7 @@ async def _hold_and_store_ping(
                         "holds": holds,
                         "meta": meta,
                     },
-                    enc_hook=intake._enc_hook,
+                    enc_hook=intake.enc_hook,
                 ),
                 payout_minor=offer.payout_minor if offer else 0,
                 expires_at=offer.expires_at if offer else now + ttl,

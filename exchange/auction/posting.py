@@ -50,7 +50,6 @@ from exchange.intake.validate import Stage, ValidLead, validate_lead
 from exchange.store.tables import (
     cap_holds,
     idempotency_keys,
-    lead_pii,
     leads,
     pings,
 )
@@ -229,13 +228,13 @@ async def _claim_ping_and_store_lead(
     try:
         async with ctx.db.write() as conn:
             claimed_key = await conn.execute(
-                intake._insert(conn, idempotency_keys)
+                intake.dialect_insert(conn, idempotency_keys)
                 .values(party_id=supplier.party_id, key=key, request_hash=intake.request_hash(body), status_code=None, response=None, created_at=now)
                 .on_conflict_do_nothing()
                 .returning(idempotency_keys.c.key)
             )
             if claimed_key.first() is None:
-                raise intake._KeyTaken()
+                raise intake.KeyTaken()
             claimed = await conn.execute(
                 pings.update()
                 .where(pings.c.id == ping_row.id, pings.c.status.in_(postable), pings.c.expires_at >= now)
@@ -244,26 +243,11 @@ async def _claim_ping_and_store_lead(
             if claimed.rowcount != 1:
                 raise _conflict("ping_used", "this ping was posted or expired meanwhile")
             await intake.claim_duplicates(conn, ctx.settings, vertical, lead, lead_id, now, test=lead_in.test)
-            await conn.execute(
-                leads.insert().values(
-                    id=lead_id,
-                    vertical_id=vertical.id,
-                    vertical_version=vertical.version,
-                    supplier_id=supplier.party_id,
-                    status=LEAD_POSTING,
-                    test=lead_in.test,
-                    source=lead_in.source,
-                    sub_ids=msgspec.to_builtins(lead_in.sub_ids) if lead_in.sub_ids else None,
-                    fields=lead.fields,
-                    consent=msgspec.to_builtins(lead.consent) if lead.consent else None,
-                    created_at=now,
-                    ping_id=ping_row.id,
-                    sold_count=0,
-                )
-            )
-            if lead.pii:
-                await conn.execute(lead_pii.insert().values(lead_id=lead_id, pii=lead.pii))
-    except intake._KeyTaken:
+            await intake.insert_lead(
+                conn, lead_id=lead_id, vertical=vertical, supplier_id=supplier.party_id,
+                lead_in=lead_in, lead=lead, status=LEAD_POSTING, ping_id=ping_row.id, now=now,
+            )  # fmt: skip
+    except intake.KeyTaken:
         if direct:  # our own ping lost the race to a twin request: free its holds
             await expire_ping(ctx, ping_row.id)
         async with ctx.db.read() as conn:
@@ -271,7 +255,7 @@ async def _claim_ping_and_store_lead(
         if replay is None:  # pragma: no cover
             raise _conflict("post_in_progress", "retry in a moment") from None
         raise _Replayed(replay) from None
-    except intake._Duplicate as dup:
+    except intake.Duplicate as dup:
         await expire_ping(ctx, ping_row.id)  # a duplicate will not be sold: free its holds now
         raise intake.duplicate_error(vertical, dup.path) from None
     return lead_id
@@ -326,7 +310,7 @@ async def _walk(
         await conn.execute(
             leads.update()
             .where(leads.c.id == lead_id)
-            .values(status=status, walk=msgspec.to_builtins(memo, enc_hook=intake._enc_hook) if memo.pending else None)
+            .values(status=status, walk=msgspec.to_builtins(memo, enc_hook=intake.enc_hook) if memo.pending else None)
         )
         await conn.execute(pings.update().where(pings.c.id == ping_row.id).values(status=PING_POSTED))
         # Capacity still held for bids that never sold goes back.

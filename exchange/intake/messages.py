@@ -44,17 +44,6 @@ class LeadIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     test: bool = False
 
 
-class LeadOut(msgspec.Struct, kw_only=True):
-    """The exchange's answer to an accepted lead."""
-
-    lead_id: uuid.UUID
-    status: str
-    vertical: str
-    created_at: dt.datetime
-    test: bool = False
-    reasons: list[str] = msgspec.field(default_factory=list)
-
-
 class LeadView(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A stored lead as its supplier (or an operator) sees it."""
 

@@ -16,28 +16,24 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exchange.auth.parties import Principal
-from exchange.errors import ApiError, FieldProblem, validation_error
-from exchange.ids import new_id
+from exchange.errors import ApiError, FieldProblem
 from exchange.intake import verticals
-from exchange.intake.messages import Consent, LeadIn, LeadOut, LeadView, SubIds
-from exchange.intake.validate import Limits, Stage, ValidLead, validate_lead
+from exchange.intake.messages import Consent, LeadIn, LeadView, SubIds
+from exchange.intake.validate import Limits, ValidLead
 from exchange.settings import Settings
-from exchange.store.db import Database
-from exchange.store.tables import dedupe_keys, idempotency_keys, lead_pii, leads
+from exchange.store.tables import dedupe_keys, lead_pii, leads
 from exchange.store.tables import verticals as verticals_table
 
-LEAD_STATUS_UNSOLD = "unsold"
 IDEMPOTENCY_REPLAY_HEADER = "Idempotent-Replayed"
 
-def _enc_hook(obj: object) -> object:
+def enc_hook(obj: object) -> object:
     # datetime subclasses (freezegun's FakeDatetime in tests) are not native to msgspec.
     if isinstance(obj, dt.datetime):
         return obj.isoformat()
     raise NotImplementedError(f"cannot encode {type(obj).__name__}")
 
 
-_encode = msgspec.json.Encoder(enc_hook=_enc_hook).encode
+_encode = msgspec.json.Encoder(enc_hook=enc_hook).encode
 
 
 class Accepted(msgspec.Struct, frozen=True):
@@ -46,12 +42,12 @@ class Accepted(msgspec.Struct, frozen=True):
     replayed: bool
 
 
-class _Duplicate(Exception):
+class Duplicate(Exception):
     def __init__(self, path: str) -> None:
         self.path = path
 
 
-class _KeyTaken(Exception):
+class KeyTaken(Exception):
     """Another request with the same idempotency key committed first."""
 
 
@@ -71,45 +67,6 @@ def dedupe_hash(secret: str, kind: str, value: str) -> str:
 
 def request_hash(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
-
-
-async def accept_lead(
-    db: Database,
-    settings: Settings,
-    supplier: Principal,
-    lead_in: LeadIn,
-    *,
-    body: bytes,
-    idempotency_key: str | None,
-) -> Accepted:
-    if idempotency_key is not None:
-        check_idempotency_key(idempotency_key, settings)
-        async with db.read() as conn:
-            replay = await _replay(conn, supplier.party_id, idempotency_key, request_hash(body))
-        if replay is not None:
-            return replay
-
-    async with db.read() as conn:
-        vertical = await verticals.get(conn, lead_in.vertical)
-    if vertical is None or not vertical.active:
-        raise validation_error(
-            [FieldProblem("vertical", f"no active vertical named {lead_in.vertical!r}")]
-        )
-    result = validate_lead(vertical.fields, lead_in, Stage.POST, limits_of(settings))
-    if isinstance(result, list):
-        raise validation_error(result)
-
-    try:
-        return await _store(db, settings, supplier, vertical, lead_in, result, body, idempotency_key)
-    except _KeyTaken:
-        assert idempotency_key is not None
-        async with db.read() as conn:
-            replay = await _replay(conn, supplier.party_id, idempotency_key, request_hash(body))
-        if replay is None:  # pragma: no cover - the winner committed, so its row is there
-            raise ApiError(409, "idempotency_in_progress", "retry this request") from None
-        return replay
-    except _Duplicate as dup:
-        raise duplicate_error(vertical, dup.path) from None
 
 
 def duplicate_error(vertical: verticals.Vertical, path: str) -> ApiError:
@@ -132,7 +89,7 @@ async def claim_duplicates(
     *,
     test: bool,
 ) -> None:
-    """Claim the lead's phone and email in the vertical's window, or raise ``_Duplicate``.
+    """Claim the lead's phone and email in the vertical's window, or raise ``Duplicate``.
 
     Test leads exercise the pipe without consuming a person's duplicate window."""
     if vertical.dedupe_window_days <= 0 or test:
@@ -141,7 +98,7 @@ async def claim_duplicates(
     for path, kind, value in _dedupe_values(vertical, lead):
         key = dedupe_hash(settings.secret_key, kind, value)
         if not await _claim_dedupe_key(conn, vertical.id, key, lead_id, now, window):
-            raise _Duplicate(path)
+            raise Duplicate(path)
 
 
 async def find_duplicate(
@@ -187,31 +144,7 @@ def check_idempotency_key(key: str, settings: Settings) -> None:
         )
 
 
-async def _replay(
-    conn: AsyncConnection, party_id: uuid.UUID, key: str, body_hash: str
-) -> Accepted | None:
-    row = (
-        await conn.execute(
-            sa.select(
-                idempotency_keys.c.request_hash,
-                idempotency_keys.c.status_code,
-                idempotency_keys.c.response,
-            ).where(idempotency_keys.c.party_id == party_id, idempotency_keys.c.key == key)
-        )
-    ).first()
-    if row is None:
-        return None
-    if row.request_hash != body_hash:
-        raise ApiError(
-            422,
-            "idempotency_key_reused",
-            "this Idempotency-Key was used with a different request body",
-            fields=[FieldProblem("headers.Idempotency-Key", "already used for another request")],
-        )
-    return Accepted(status_code=row.status_code, body=row.response, replayed=True)
-
-
-def _insert(conn: AsyncConnection, table: sa.Table):  # type: ignore[no-untyped-def]
+def dialect_insert(conn: AsyncConnection, table: sa.Table):  # type: ignore[no-untyped-def]
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
 
@@ -229,7 +162,7 @@ async def _claim_dedupe_key(
     On PostgreSQL a concurrent claimant blocks on the row until the first commits, then sees
     its fresh timestamp and loses; on SQLite the write lock serialises them outright.
     """
-    stmt = _insert(conn, dedupe_keys).values(
+    stmt = dialect_insert(conn, dedupe_keys).values(
         vertical_id=vertical_id, key_hash=key_hash, lead_id=lead_id, accepted_at=now
     )
     stmt = stmt.on_conflict_do_update(
@@ -240,64 +173,38 @@ async def _claim_dedupe_key(
     return (await conn.execute(stmt)).first() is not None
 
 
-async def _store(
-    db: Database,
-    settings: Settings,
-    supplier: Principal,
+async def insert_lead(
+    conn: AsyncConnection,
+    *,
+    lead_id: uuid.UUID,
     vertical: verticals.Vertical,
+    supplier_id: uuid.UUID,
     lead_in: LeadIn,
     lead: ValidLead,
-    body: bytes,
-    idempotency_key: str | None,
-) -> Accepted:
-    now = dt.datetime.now(dt.timezone.utc)
-    lead_id = new_id()
-    out = LeadOut(
-        lead_id=lead_id,
-        status=LEAD_STATUS_UNSOLD,
-        vertical=vertical.slug,
-        created_at=now,
-        test=lead_in.test,
-    )
-    response = _encode(out)
-    async with db.write() as conn:
-        if idempotency_key is not None:
-            # First, so a concurrent twin waits here and then replays our answer instead of
-            # racing us into the duplicate check.
-            claimed = await conn.execute(
-                _insert(conn, idempotency_keys)
-                .values(
-                    party_id=supplier.party_id,
-                    key=idempotency_key,
-                    request_hash=request_hash(body),
-                    status_code=201,
-                    response=response,
-                    created_at=now,
-                )
-                .on_conflict_do_nothing()
-                .returning(idempotency_keys.c.key)
-            )
-            if claimed.first() is None:
-                raise _KeyTaken()
-        await claim_duplicates(conn, settings, vertical, lead, lead_id, now, test=lead_in.test)
-        await conn.execute(
-            leads.insert().values(
-                id=lead_id,
-                vertical_id=vertical.id,
-                vertical_version=vertical.version,
-                supplier_id=supplier.party_id,
-                status=LEAD_STATUS_UNSOLD,
-                test=lead_in.test,
-                source=lead_in.source,
-                sub_ids=msgspec.to_builtins(lead_in.sub_ids) if lead_in.sub_ids else None,
-                fields=lead.fields,
-                consent=msgspec.to_builtins(lead.consent) if lead.consent else None,
-                created_at=now,
-            )
+    status: str,
+    ping_id: uuid.UUID | None,
+    now: dt.datetime,
+) -> None:
+    """The lead row (non-PII fields only) and, apart, its PII."""
+    await conn.execute(
+        leads.insert().values(
+            id=lead_id,
+            vertical_id=vertical.id,
+            vertical_version=vertical.version,
+            supplier_id=supplier_id,
+            status=status,
+            test=lead_in.test,
+            source=lead_in.source,
+            sub_ids=msgspec.to_builtins(lead_in.sub_ids) if lead_in.sub_ids else None,
+            fields=lead.fields,
+            consent=msgspec.to_builtins(lead.consent) if lead.consent else None,
+            created_at=now,
+            ping_id=ping_id,
+            sold_count=0,
         )
-        if lead.pii:
-            await conn.execute(lead_pii.insert().values(lead_id=lead_id, pii=lead.pii))
-    return Accepted(status_code=201, body=response, replayed=False)
+    )
+    if lead.pii:
+        await conn.execute(lead_pii.insert().values(lead_id=lead_id, pii=lead.pii))
 
 
 def _dedupe_values(vertical: verticals.Vertical, lead: ValidLead) -> list[tuple[str, str, str]]:
