@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 
+import msgspec
 from litestar import Controller, Request, get, put
 from litestar.params import FromPath, JSONBody
 
-from exchange.api.common import db_of, forget_market, forget_supplier_terms
+from exchange.api.common import db_of, forget_market, forget_supplier_terms, settings_of
+from exchange.auction.context import signing_secret as auction_signing_secret
 from exchange.auth.middleware import allow
 from exchange.auth.parties import PartyKind, Principal
 from exchange.campaigns import (
@@ -19,6 +21,12 @@ from exchange.campaigns import (
     get_terms,
     upsert_account,
     upsert_terms,
+)
+from exchange.delivery.signing import (
+    DELIVERY_ID_HEADER,
+    SIGNATURE_HEADER,
+    SIGNATURE_TOLERANCE_S,
+    TIMESTAMP_HEADER,
 )
 
 
@@ -52,6 +60,29 @@ class MyAccountController(Controller):
         principal: Principal = request.user
         async with db_of(request).read() as conn:
             return await get_account(conn, principal.party_id)
+
+    @get(
+        "/signing-secret",
+        summary="The secret that signs the exchange's requests to my endpoints",
+        description=(
+            "Verify `X-Exchange-Signature` (`v1=` + hex HMAC-SHA256 of `<X-Exchange-Timestamp>.` "
+            "followed by the raw body) with it, and refuse timestamps older than five minutes. "
+            "Shown only to the buyer itself, over its own key."
+        ),
+    )
+    async def signing_secret(self, request: Request) -> SigningSecret:
+        principal: Principal = request.user
+        secret = auction_signing_secret(settings_of(request), str(principal.party_id))
+        return SigningSecret(secret=secret)
+
+
+class SigningSecret(msgspec.Struct, kw_only=True):
+    secret: str
+    algorithm: str = "HMAC-SHA256"
+    signature_header: str = SIGNATURE_HEADER
+    timestamp_header: str = TIMESTAMP_HEADER
+    delivery_id_header: str = DELIVERY_ID_HEADER
+    tolerance_s: int = SIGNATURE_TOLERANCE_S
 
 
 class SupplierTermsController(Controller):

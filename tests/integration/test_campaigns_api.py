@@ -356,3 +356,15 @@ def test_a_campaign_and_account_made_over_the_api_buy_a_lead(buyers):
     assert len(ledger) == 1 and sum(p["amount_minor"] for p in ledger[0]["postings"]) == 0
     reconciliation = decode(exchange.client.get("/v1/ledger/reconciliation", headers=op))
     assert reconciliation["ok"] is True and reconciliation["sales_checked"] == 1
+
+
+def test_a_buyer_reads_its_own_signing_secret(buyers):
+    from exchange.auction.context import signing_secret
+
+    exchange, a, b = buyers
+    got = decode(exchange.client.get("/v1/account/signing-secret", headers=a.headers))
+    assert got["secret"] == signing_secret(exchange.settings, str(a.id))
+    assert got["secret"] != signing_secret(exchange.settings, str(b.id))
+    assert got["signature_header"] == "X-Exchange-Signature"
+    supplier = exchange.new_party(PartyKind.SUPPLIER)
+    assert exchange.client.get("/v1/account/signing-secret", headers=supplier.headers).status_code == 403

@@ -1,0 +1,407 @@
+"""HTTP clients for advertisers: ``ExchangeClient`` (sync) and ``AsyncExchangeClient``.
+
+Both have the same methods; the async one's are coroutines::
+
+    with ExchangeClient("https://exchange.example.com", api_key) as client:
+        campaign = client.create_campaign(CampaignIn(name="Solar CA", vertical="solar",
+                                                     fixed_price_minor=2500))
+        client.pause_campaign(campaign.id)
+        print(client.account().spendable_minor)
+
+Every non-2xx answer raises an ``ApiError`` subclass (see ``buyers_sdk.errors``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any, Generic, Self, TypeVar
+
+import httpx
+import msgspec
+
+from buyers_sdk.errors import TransportError, error_from_response
+from buyers_sdk.models import (
+    AccountBalance,
+    BuyerAccount,
+    Campaign,
+    CampaignIn,
+    Page,
+    Purchase,
+    Return,
+    ReturnIn,
+    TraceView,
+)
+
+T = TypeVar("T")
+DEFAULT_TIMEOUT_S = 10.0
+USER_AGENT = "lead-exchange-buyers-sdk/0.1"
+Id = uuid.UUID | str
+CampaignBody = CampaignIn | Mapping[str, Any]
+
+_encode = msgspec.json.Encoder().encode
+
+
+class _Call(msgspec.Struct, Generic[T], frozen=True):
+    """One API call, independent of sync or async: what to send and how to read the answer."""
+
+    method: str
+    path: str
+    type: Any  # the msgspec type of the answer; str: the text as is (CSV)
+    params: dict[str, str] | None = None
+    body: Any = None
+
+
+def _params(**values: Any) -> dict[str, str]:
+    return {k: str(v) for k, v in values.items() if v is not None}
+
+
+def _campaign_body(data: CampaignBody) -> Any:
+    return data if isinstance(data, CampaignIn) else dict(data)
+
+
+class _Calls:
+    """The API's calls for a buyer key, shared by both clients."""
+
+    @staticmethod
+    def list_campaigns(vertical: str | None, limit: int | None, after: Id | None) -> _Call:
+        return _Call(
+            "GET",
+            "/v1/campaigns",
+            Page[Campaign],
+            _params(vertical=vertical, limit=limit, after=after),
+        )
+
+    @staticmethod
+    def get_campaign(campaign_id: Id) -> _Call:
+        return _Call("GET", f"/v1/campaigns/{campaign_id}", Campaign)
+
+    @staticmethod
+    def create_campaign(data: CampaignBody) -> _Call:
+        return _Call("POST", "/v1/campaigns", Campaign, body=_campaign_body(data))
+
+    @staticmethod
+    def replace_campaign(campaign_id: Id, data: CampaignBody) -> _Call:
+        return _Call("PUT", f"/v1/campaigns/{campaign_id}", Campaign, body=_campaign_body(data))
+
+    @staticmethod
+    def set_active(campaign_id: Id, active: bool) -> _Call:
+        verb = "resume" if active else "pause"
+        return _Call("POST", f"/v1/campaigns/{campaign_id}/{verb}", Campaign)
+
+    @staticmethod
+    def account() -> _Call:
+        return _Call("GET", "/v1/account", BuyerAccount)
+
+    @staticmethod
+    def ledger_balance(period: str | None) -> _Call:
+        return _Call("GET", "/v1/ledger/me/balance", list[AccountBalance], _params(period=period))
+
+    @staticmethod
+    def statement_csv(period: str) -> _Call:
+        return _Call("GET", "/v1/ledger/me/statement.csv", str, _params(period=period))
+
+    @staticmethod
+    def list_purchases(limit: int | None, after: Id | None) -> _Call:
+        return _Call("GET", "/v1/purchases", Page[Purchase], _params(limit=limit, after=after))
+
+    @staticmethod
+    def lead_trace(lead_id: Id) -> _Call:
+        return _Call("GET", f"/v1/leads/{lead_id}/trace", TraceView)
+
+    @staticmethod
+    def ping_trace(ping_id: Id) -> _Call:
+        return _Call("GET", f"/v1/pings/{ping_id}/trace", TraceView)
+
+    @staticmethod
+    def file_return(reason: str, sale_id: Id | None, lead_id: Id | None, note: str | None) -> _Call:
+        body = ReturnIn(
+            reason=reason,
+            sale_id=uuid.UUID(str(sale_id)) if sale_id is not None else None,
+            lead_id=uuid.UUID(str(lead_id)) if lead_id is not None else None,
+            note=note,
+        )
+        return _Call("POST", "/v1/returns", Return, body=body)
+
+    @staticmethod
+    def list_returns(status: str | None, limit: int | None, after: Id | None) -> _Call:
+        return _Call(
+            "GET", "/v1/returns", Page[Return], _params(status=status, limit=limit, after=after)
+        )
+
+    @staticmethod
+    def get_return(return_id: Id) -> _Call:
+        return _Call("GET", f"/v1/returns/{return_id}", Return)
+
+
+def _request_kwargs(call: _Call) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"params": call.params}
+    if call.body is not None:
+        kwargs["content"] = _encode(call.body)
+        kwargs["headers"] = {"Content-Type": "application/json"}
+    return kwargs
+
+
+def _read(call: _Call[T], response: httpx.Response) -> T:
+    if response.status_code >= 400:
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        raise error_from_response(response.status_code, headers, response.content)
+    if call.type is str:
+        return response.text  # type: ignore[return-value]
+    return msgspec.json.decode(response.content, type=call.type)
+
+
+def _headers(api_key: str) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {api_key}",
+        "User-Agent": USER_AGENT,
+        "Accept": "application/json",
+    }
+
+
+class ExchangeClient:
+    """A buyer's (or team's) client for the exchange API, over one connection pool.
+
+    ``base_url`` is the exchange's root (``https://exchange.example.com``); ``api_key`` your
+    buyer key. Use it as a context manager, or call ``close()``. ``transport`` is for tests.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers=_headers(api_key),
+            timeout=timeout_s,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _do(self, call: _Call[T]) -> T:
+        try:
+            response = self._http.request(call.method, call.path, **_request_kwargs(call))
+        except httpx.TransportError as exc:
+            raise TransportError(f"{call.method} {call.path}: {exc}") from exc
+        return _read(call, response)
+
+    # --- campaigns -----------------------------------------------------------------------------
+
+    def list_campaigns(
+        self, *, vertical: str | None = None, limit: int | None = None, after: Id | None = None
+    ) -> Page[Campaign]:
+        """One page of your campaigns, oldest first."""
+        return self._do(_Calls.list_campaigns(vertical, limit, after))
+
+    def iter_campaigns(
+        self, *, vertical: str | None = None, page_size: int | None = None
+    ) -> Iterator[Campaign]:
+        """Every campaign, fetching page after page."""
+        after: uuid.UUID | None = None
+        while True:
+            page = self.list_campaigns(vertical=vertical, limit=page_size, after=after)
+            yield from page.items
+            if page.next_after is None:
+                return
+            after = page.next_after
+
+    def get_campaign(self, campaign_id: Id) -> Campaign:
+        return self._do(_Calls.get_campaign(campaign_id))
+
+    def create_campaign(self, data: CampaignBody) -> Campaign:
+        """Create a campaign (``CampaignIn`` or the JSON of docs/campaigns.md as a dict)."""
+        return self._do(_Calls.create_campaign(data))
+
+    def replace_campaign(self, campaign_id: Id, data: CampaignBody) -> Campaign:
+        """Replace the whole definition; ``version`` goes up by one. See ``Campaign.to_input``."""
+        return self._do(_Calls.replace_campaign(campaign_id, data))
+
+    def pause_campaign(self, campaign_id: Id) -> Campaign:
+        return self._do(_Calls.set_active(campaign_id, False))
+
+    def resume_campaign(self, campaign_id: Id) -> Campaign:
+        return self._do(_Calls.set_active(campaign_id, True))
+
+    # --- money ---------------------------------------------------------------------------------
+
+    def account(self) -> BuyerAccount:
+        """Your balance, credit limit, spendable money, margin override and bid penalty."""
+        return self._do(_Calls.account())
+
+    def ledger_balance(self, period: str | None = None) -> list[AccountBalance]:
+        """Your ledger account over a UTC month (``"2026-11"``), or all time."""
+        return self._do(_Calls.ledger_balance(period))
+
+    def statement_csv(self, period: str) -> str:
+        """Your ledger statement for a UTC month (``"2026-11"``), as CSV text."""
+        return self._do(_Calls.statement_csv(period))
+
+    # --- purchases, traces, returns ------------------------------------------------------------
+
+    def list_purchases(
+        self, *, limit: int | None = None, after: Id | None = None
+    ) -> Page[Purchase]:
+        """Leads you bought and were charged for, oldest first, with their return if any."""
+        return self._do(_Calls.list_purchases(limit, after))
+
+    def iter_purchases(self, *, page_size: int | None = None) -> Iterator[Purchase]:
+        after: uuid.UUID | None = None
+        while True:
+            page = self.list_purchases(limit=page_size, after=after)
+            yield from page.items
+            if page.next_after is None:
+                return
+            after = page.next_after
+
+    def lead_trace(self, lead_id: Id) -> TraceView:
+        """Why a lead did or did not come to your campaigns (your campaigns' entries only)."""
+        return self._do(_Calls.lead_trace(lead_id))
+
+    def ping_trace(self, ping_id: Id) -> TraceView:
+        return self._do(_Calls.ping_trace(ping_id))
+
+    def file_return(
+        self,
+        reason: str,
+        *,
+        sale_id: Id | None = None,
+        lead_id: Id | None = None,
+        note: str | None = None,
+    ) -> Return:
+        """Return a lead you bought, by ``sale_id`` or ``lead_id``, with one of the campaign's reasons."""
+        return self._do(_Calls.file_return(reason, sale_id, lead_id, note))
+
+    def list_returns(
+        self, *, status: str | None = None, limit: int | None = None, after: Id | None = None
+    ) -> Page[Return]:
+        return self._do(_Calls.list_returns(status, limit, after))
+
+    def get_return(self, return_id: Id) -> Return:
+        return self._do(_Calls.get_return(return_id))
+
+
+class AsyncExchangeClient:
+    """``ExchangeClient`` for asyncio: the same methods, as coroutines."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers=_headers(api_key),
+            timeout=timeout_s,
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _do(self, call: _Call[T]) -> T:
+        try:
+            response = await self._http.request(call.method, call.path, **_request_kwargs(call))
+        except httpx.TransportError as exc:
+            raise TransportError(f"{call.method} {call.path}: {exc}") from exc
+        return _read(call, response)
+
+    async def list_campaigns(
+        self, *, vertical: str | None = None, limit: int | None = None, after: Id | None = None
+    ) -> Page[Campaign]:
+        return await self._do(_Calls.list_campaigns(vertical, limit, after))
+
+    async def iter_campaigns(
+        self, *, vertical: str | None = None, page_size: int | None = None
+    ) -> AsyncIterator[Campaign]:
+        after: uuid.UUID | None = None
+        while True:
+            page = await self.list_campaigns(vertical=vertical, limit=page_size, after=after)
+            for item in page.items:
+                yield item
+            if page.next_after is None:
+                return
+            after = page.next_after
+
+    async def get_campaign(self, campaign_id: Id) -> Campaign:
+        return await self._do(_Calls.get_campaign(campaign_id))
+
+    async def create_campaign(self, data: CampaignBody) -> Campaign:
+        return await self._do(_Calls.create_campaign(data))
+
+    async def replace_campaign(self, campaign_id: Id, data: CampaignBody) -> Campaign:
+        return await self._do(_Calls.replace_campaign(campaign_id, data))
+
+    async def pause_campaign(self, campaign_id: Id) -> Campaign:
+        return await self._do(_Calls.set_active(campaign_id, False))
+
+    async def resume_campaign(self, campaign_id: Id) -> Campaign:
+        return await self._do(_Calls.set_active(campaign_id, True))
+
+    async def account(self) -> BuyerAccount:
+        return await self._do(_Calls.account())
+
+    async def ledger_balance(self, period: str | None = None) -> list[AccountBalance]:
+        return await self._do(_Calls.ledger_balance(period))
+
+    async def statement_csv(self, period: str) -> str:
+        return await self._do(_Calls.statement_csv(period))
+
+    async def list_purchases(
+        self, *, limit: int | None = None, after: Id | None = None
+    ) -> Page[Purchase]:
+        return await self._do(_Calls.list_purchases(limit, after))
+
+    async def iter_purchases(self, *, page_size: int | None = None) -> AsyncIterator[Purchase]:
+        after: uuid.UUID | None = None
+        while True:
+            page = await self.list_purchases(limit=page_size, after=after)
+            for item in page.items:
+                yield item
+            if page.next_after is None:
+                return
+            after = page.next_after
+
+    async def lead_trace(self, lead_id: Id) -> TraceView:
+        return await self._do(_Calls.lead_trace(lead_id))
+
+    async def ping_trace(self, ping_id: Id) -> TraceView:
+        return await self._do(_Calls.ping_trace(ping_id))
+
+    async def file_return(
+        self,
+        reason: str,
+        *,
+        sale_id: Id | None = None,
+        lead_id: Id | None = None,
+        note: str | None = None,
+    ) -> Return:
+        return await self._do(_Calls.file_return(reason, sale_id, lead_id, note))
+
+    async def list_returns(
+        self, *, status: str | None = None, limit: int | None = None, after: Id | None = None
+    ) -> Page[Return]:
+        return await self._do(_Calls.list_returns(status, limit, after))
+
+    async def get_return(self, return_id: Id) -> Return:
+        return await self._do(_Calls.get_return(return_id))
