@@ -203,6 +203,8 @@ def create_app(settings: Settings | None = None, *, in_process_worker: bool = Tr
             tasks.append(asyncio.create_task(_maintenance(settings.delivery_sweep_interval_s, "sweep_deliveries")))
         if settings.ping_sweep_interval_s > 0:
             tasks.append(asyncio.create_task(_maintenance(settings.ping_sweep_interval_s, "expire_pings")))
+        if settings.offer_sweep_interval_s > 0:
+            tasks.append(asyncio.create_task(_maintenance(settings.offer_sweep_interval_s, "sweep_offers")))
         if settings.demo:
             tasks.append(asyncio.create_task(_demo_traffic(settings)))
         try:

@@ -77,6 +77,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     maintenance_interval_s: int = 3600
     # How often each API process asks a worker to close expired pings and free their capacity.
     ping_sweep_interval_s: int = 5
+    # How often each API process asks a worker to expire team offers, drain team queues and
+    # enforce the first-contact SLA (exchange.teams.sweeper.sweep); 0 turns it off.
+    offer_sweep_interval_s: int = 5
 
     # Logging.
     log_level: str = "INFO"

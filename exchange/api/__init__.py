@@ -7,6 +7,13 @@ from exchange.api.health import health
 from exchange.api.leads import LeadController
 from exchange.api.parties import KeyController, MeController, PartyController
 from exchange.api.returns import PurchaseController, ReturnController
+from exchange.api.teams import (
+    AgentController,
+    OfferController,
+    OwnedLeadController,
+    TeamConfigController,
+    TeamRouteController,
+)
 from exchange.api.terms import (
     BuyerAccountController,
     MyAccountController,
@@ -35,6 +42,11 @@ ROUTES = [
     MyLedgerController,
     ReturnController,
     PurchaseController,
+    TeamConfigController,
+    TeamRouteController,
+    AgentController,
+    OfferController,
+    OwnedLeadController,
 ]
 
 __all__ = ["ROUTES"]

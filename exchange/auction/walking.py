@@ -232,6 +232,10 @@ async def _walk_on(ctx: Context, lead_id: uuid.UUID, campaign_id: str, outcome: 
             .values(status=status, walk=msgspec.to_builtins(memo) if memo.pending else None)
         )
     await enqueue_retries(memo)
+    if status == LEAD_UNSOLD:
+        from exchange.teams import routing as team_routing  # teams import the auction
+
+        await team_routing.hand_over(ctx.db, [lead_id])
     log.info("walk moved on after a failed delivery", extra={"lead_id": str(lead_id), "status": status})
 
 
@@ -246,6 +250,7 @@ async def settle_stuck_leads(ctx: Context, *, older_than: dt.timedelta, limit: i
 
     cutoff = dt.datetime.now(dt.timezone.utc) - older_than
     settled = 0
+    unsold: list[uuid.UUID] = []
     async with ctx.db.write() as conn:
         stuck = (
             await conn.execute(
@@ -270,6 +275,8 @@ async def settle_stuck_leads(ctx: Context, *, older_than: dt.timedelta, limit: i
             if done.rowcount != 1:
                 continue
             settled += 1
+            if status == LEAD_UNSOLD:
+                unsold.append(lead_id)
             if ping_id is not None:
                 # Capacity held for campaigns that did not buy goes back.
                 bought = {
@@ -288,4 +295,8 @@ async def settle_stuck_leads(ctx: Context, *, older_than: dt.timedelta, limit: i
                 await conn.execute(cap_holds.delete().where(cap_holds.c.ping_id == ping_id))
                 await conn.execute(pings.update().where(pings.c.id == ping_id).values(status=PING_POSTED))
             log.warning("settled a lead left mid-walk", extra={"lead_id": str(lead_id), "status": status})
+    if unsold:
+        from exchange.teams import routing as team_routing  # teams import the auction
+
+        await team_routing.hand_over(ctx.db, unsold)
     return settled

@@ -405,3 +405,102 @@ returns = sa.Table(
     sa.Index(None, "buyer_id", "requested_at"),
     sa.Index(None, "campaign_id", "buyer_id"),
 )
+
+
+# --- Internal teams (exchange.teams.service) ---------------------------------------------------
+
+# An agent's routing profile and its counters. The counters are the round-robin standing and the
+# caps' usage; every assignment bumps them with a compare-and-set on what it read, so two
+# workers never both spend the same standing or the last unit of a cap.
+agent_profiles = sa.Table(
+    "agent_profiles",
+    metadata,
+    sa.Column("agent_id", sa.Uuid, sa.ForeignKey("parties.id"), primary_key=True),
+    sa.Column("timezone", sa.String(64), nullable=False),  # IANA; hours and the daily cap's day
+    sa.Column("working_hours", JSONType, nullable=True),  # exchange.matching.Schedule; null: any
+    sa.Column("skills", JSONType, nullable=False),  # exchange.teams.Skills
+    sa.Column("weight", sa.Integer, nullable=False),
+    sa.Column("daily_cap", sa.Integer, nullable=True),
+    sa.Column("concurrent_cap", sa.Integer, nullable=True),
+    sa.Column("manual_status", sa.String(16), nullable=False),  # available, away
+    sa.Column("last_heartbeat_at", UTCDateTime, nullable=True),
+    sa.Column("heartbeat_ttl_s", sa.Integer, nullable=True),  # null: presence not tracked
+    sa.Column("served_today", sa.Integer, nullable=False),
+    sa.Column("served_on", sa.Date, nullable=True),  # the agent's local day served_today counts
+    sa.Column("open_leads", sa.Integer, nullable=False),
+    sa.Column("served_in_window", sa.Integer, nullable=False),
+    sa.Column("last_assigned_at", UTCDateTime, nullable=True),
+)
+
+# How a team distributes its leads (exchange.teams strategies and their limits).
+team_configs = sa.Table(
+    "team_configs",
+    metadata,
+    sa.Column("team_id", sa.Uuid, sa.ForeignKey("parties.id"), primary_key=True),
+    sa.Column("strategy", sa.String(16), nullable=False),  # round_robin, sequential, parallel
+    sa.Column("offer_timeout_s", sa.Integer, nullable=False),
+    sa.Column("max_rounds", sa.Integer, nullable=False),
+    sa.Column("parallel_k", sa.Integer, nullable=True),  # null: every eligible agent
+    sa.Column("fallback", JSONType, nullable=True),  # exchange.teams.FallbackPolicy; null: queue
+    # Which lead field carries each skill requirement ({"state": "state"}); null: none.
+    sa.Column("skill_fields", JSONType, nullable=True),
+    sa.Column("queue_max_age_s", sa.Integer, nullable=False),
+    sa.Column("sla_minutes", sa.Integer, nullable=True),  # null: no first-contact SLA
+    sa.Column("max_reassigns", sa.Integer, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Which team gets a vertical's unsold leads: a source-specific route wins over the vertical's
+# catch-all (source null). Null sources are not unique in SQL, so the service upserts by hand.
+team_routes = sa.Table(
+    "team_routes",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("vertical_id", sa.Uuid, sa.ForeignKey("verticals.id"), nullable=False),
+    sa.Column("source", sa.String(1000), nullable=True),
+    sa.Column("team_id", sa.Uuid, sa.ForeignKey("parties.id"), nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("vertical_id", "source"),
+)
+
+# Every offer made to an agent; status follows exchange.teams.OfferStatus and only ever leaves
+# ``pending`` through a guarded UPDATE (``WHERE status = 'pending'``).
+offers = sa.Table(
+    "offers",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("lead_id", sa.Uuid, sa.ForeignKey("leads.id"), nullable=False),
+    sa.Column("team_id", sa.Uuid, sa.ForeignKey("parties.id"), nullable=False),
+    sa.Column("agent_id", sa.Uuid, sa.ForeignKey("parties.id"), nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),  # sequential, parallel
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("round", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("decided_at", UTCDateTime, nullable=True),
+    sa.Index(None, "lead_id"),
+    sa.Index(None, "agent_id", "status"),
+    sa.Index(None, "status", "expires_at"),
+)
+
+# Who holds a lead routed to a team. One row per lead; every change is one UPDATE guarded by
+# ``version`` (or by ``status`` for a claim), so exactly one agent owns a lead at a time.
+lead_owners = sa.Table(
+    "lead_owners",
+    metadata,
+    sa.Column("lead_id", sa.Uuid, sa.ForeignKey("leads.id"), primary_key=True),
+    sa.Column("team_id", sa.Uuid, sa.ForeignKey("parties.id"), nullable=False),
+    sa.Column("agent_id", sa.Uuid, sa.ForeignKey("parties.id"), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # queued, offered, owned, fallback
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("candidates", JSONType, nullable=True),  # sequential: agent ids in priority order
+    sa.Column("past_owners", JSONType, nullable=False),  # agent ids that owned it before (SLA)
+    sa.Column("reason", sa.String(64), nullable=True),  # why it is queued or fell back
+    sa.Column("queued_at", UTCDateTime, nullable=False),
+    sa.Column("owned_since", UTCDateTime, nullable=True),
+    sa.Column("first_contact_at", UTCDateTime, nullable=True),
+    sa.Column("reassign_count", sa.Integer, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index(None, "team_id", "status", "queued_at"),
+    sa.Index(None, "agent_id", "status"),
+)

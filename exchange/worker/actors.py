@@ -26,10 +26,16 @@ purge_expired: dramatiq.Actor | None = None
 expire_pings: dramatiq.Actor | None = None
 deliver_sale: dramatiq.Actor | None = None
 sweep_deliveries: dramatiq.Actor | None = None
+route_to_team: dramatiq.Actor | None = None
+sweep_offers: dramatiq.Actor | None = None
+
+TEAMS_QUEUE = "teams"
+TEAMS_MAX_RETRIES = 3
+TEAMS_TIME_LIMIT_MS = 60_000
 
 
 def declare(broker: dramatiq.Broker) -> None:
-    global purge_expired, expire_pings, deliver_sale, sweep_deliveries
+    global purge_expired, expire_pings, deliver_sale, sweep_deliveries, route_to_team, sweep_offers
 
     async def _deliver_sale(sale_id: str) -> None:
         import uuid
@@ -104,6 +110,42 @@ def declare(broker: dramatiq.Broker) -> None:
     purge_expired = dramatiq.actor(
         _purge_expired,
         actor_name="purge_expired",
+        queue_name=MAINTENANCE_QUEUE,
+        broker=broker,
+        max_retries=MAINTENANCE_MAX_RETRIES,
+        time_limit=MAINTENANCE_TIME_LIMIT_MS,
+    )
+
+    async def _route_to_team(lead_id: str) -> None:
+        """An unsold lead to its team (idempotent: a routed lead is left as it is)."""
+        import uuid
+
+        from exchange.teams import routing
+
+        owner = await routing.route_lead(runtime.db(), uuid.UUID(lead_id))
+        if owner is not None:
+            log.info("lead routed to a team", extra={"lead_id": lead_id, "status": owner.status})
+
+    route_to_team = dramatiq.actor(
+        _route_to_team,
+        actor_name="route_to_team",
+        queue_name=TEAMS_QUEUE,
+        broker=broker,
+        max_retries=TEAMS_MAX_RETRIES,
+        time_limit=TEAMS_TIME_LIMIT_MS,
+    )
+
+    async def _sweep_offers() -> None:
+        """The teams' durable timers: expire offers, drain queues, enforce the SLA."""
+        from exchange.teams import sweeper
+
+        result = await sweeper.sweep(runtime.db())
+        if result.expired or result.drained or result.too_old or result.reassigned:
+            log.info("swept team offers", extra={"result": str(result)})
+
+    sweep_offers = dramatiq.actor(
+        _sweep_offers,
+        actor_name="sweep_offers",
         queue_name=MAINTENANCE_QUEUE,
         broker=broker,
         max_retries=MAINTENANCE_MAX_RETRIES,

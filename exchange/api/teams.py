@@ -1,0 +1,153 @@
+"""Internal teams: operators configure teams, agent profiles and routes; agents keep presence,
+answer offers and work the leads they own (and see nothing else)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from litestar import Controller, Request, get, post, put
+from litestar.params import FromPath, FromQuery, JSONBody
+
+from exchange.api.common import Page, db_of, page_limit, settings_of
+from exchange.auth.middleware import allow
+from exchange.auth.parties import PartyKind
+from exchange.teams import routing, service
+from exchange.teams.messages import (
+    Ownership,
+    Profile,
+    ProfileIn,
+    Route,
+    RouteIn,
+    StatusIn,
+    TeamConfig,
+    TeamConfigIn,
+)
+from exchange.teams.offers import OfferStatus
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class TeamConfigController(Controller):
+    path = "/v1/teams"
+    tags = ["teams"]
+    guards = [allow()]  # operators only
+
+    @put("/{team_id:uuid}/config", summary="Set a team's strategy, timeouts, fallback and SLA")
+    async def set_config(
+        self, request: Request, team_id: FromPath[uuid.UUID], data: JSONBody[TeamConfigIn]
+    ) -> TeamConfig:
+        async with db_of(request).write() as conn:
+            return await service.set_config(conn, team_id, data, _now())
+
+
+class TeamRouteController(Controller):
+    path = "/v1/team-routes"
+    tags = ["teams"]
+    guards = [allow()]
+
+    @put(summary="Send a vertical's unsold leads (optionally from one source) to a team")
+    async def set_route(self, request: Request, data: JSONBody[RouteIn]) -> Route:
+        async with db_of(request).write() as conn:
+            return await service.set_route(conn, data, _now())
+
+
+class AgentController(Controller):
+    path = "/v1/agents"
+    tags = ["agents"]
+
+    @put(
+        "/{agent_id:uuid}/profile",
+        guards=[allow()],
+        summary="Set an agent's time zone, hours, skills, weight and caps (operators)",
+    )
+    async def set_profile(
+        self, request: Request, agent_id: FromPath[uuid.UUID], data: JSONBody[ProfileIn]
+    ) -> Profile:
+        async with db_of(request).write() as conn:
+            return await service.set_profile(conn, agent_id, data, _now())
+
+    @get("/{agent_id:uuid}/profile", guards=[allow()], summary="An agent's profile (operators)")
+    async def profile(self, request: Request, agent_id: FromPath[uuid.UUID]) -> Profile:
+        async with db_of(request).read() as conn:
+            return await service.get_profile(conn, agent_id, _now())
+
+    @post(
+        "/me/heartbeat",
+        status_code=200,
+        guards=[allow(PartyKind.AGENT)],
+        summary="I am online (until the heartbeat's time-to-live runs out)",
+    )
+    async def heartbeat(self, request: Request) -> Profile:
+        async with db_of(request).write() as conn:
+            return await service.heartbeat(conn, request.user, _now())
+
+    @put("/me/status", guards=[allow(PartyKind.AGENT)], summary="Manual status: available or away")
+    async def set_status(self, request: Request, data: JSONBody[StatusIn]) -> Profile:
+        async with db_of(request).write() as conn:
+            return await service.set_status(conn, request.user, data.status, _now())
+
+    @get("/me/offers", guards=[allow(PartyKind.AGENT)], summary="My offers, oldest first")
+    async def offers(
+        self,
+        request: Request,
+        status: FromQuery[OfferStatus | None] = None,
+        limit: FromQuery[int | None] = None,
+    ) -> Page:
+        size = page_limit(settings_of(request), limit)
+        async with db_of(request).read() as conn:
+            return Page(items=await service.my_offers(conn, request.user, status, size))
+
+    @get("/me/leads", guards=[allow(PartyKind.AGENT)], summary="Leads I own, with their PII")
+    async def leads(self, request: Request, limit: FromQuery[int | None] = None) -> Page:
+        size = page_limit(settings_of(request), limit)
+        async with db_of(request).read() as conn:
+            return Page(items=await service.my_leads(conn, request.user, size))
+
+
+class OfferController(Controller):
+    path = "/v1/offers"
+    tags = ["agents"]
+    guards = [allow(PartyKind.AGENT)]
+
+    @post(
+        "/{offer_id:uuid}/accept",
+        status_code=200,
+        summary="Accept a sequential offer (409 once it expired or routing moved on)",
+    )
+    async def accept(self, request: Request, offer_id: FromPath[uuid.UUID]) -> Ownership:
+        return await service.take_offer(db_of(request), request.user, offer_id)
+
+    @post(
+        "/{offer_id:uuid}/claim",
+        status_code=200,
+        summary="Claim a parallel offer: the first claim wins; a late one gets 409 and the state",
+    )
+    async def claim(self, request: Request, offer_id: FromPath[uuid.UUID]) -> Ownership:
+        return await service.take_offer(db_of(request), request.user, offer_id)
+
+    @post("/{offer_id:uuid}/decline", status_code=200, summary="Decline an offer")
+    async def decline(self, request: Request, offer_id: FromPath[uuid.UUID]) -> Ownership:
+        return await service.decline_offer(db_of(request), request.user, offer_id)
+
+
+class OwnedLeadController(Controller):
+    path = "/v1/leads/{lead_id:uuid}"
+    tags = ["agents"]
+
+    @post(
+        "/contacted",
+        status_code=200,
+        guards=[allow(PartyKind.AGENT)],
+        summary="First contact made with a lead I own (stops the SLA clock)",
+    )
+    async def contacted(self, request: Request, lead_id: FromPath[uuid.UUID]) -> Ownership:
+        async with db_of(request).write() as conn:
+            return await service.contacted(conn, request.user, lead_id, _now())
+
+    @get("/routing", guards=[allow()], summary="Where a routed lead stands (operators)")
+    async def routing(self, request: Request, lead_id: FromPath[uuid.UUID]) -> Ownership:
+        async with db_of(request).read() as conn:
+            return await routing.ownership(conn, lead_id)

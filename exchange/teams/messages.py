@@ -1,0 +1,143 @@
+"""What the team and agent API reads and writes (msgspec Structs; bounds checked on decode)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from exchange.matching.schedule import Schedule
+from exchange.teams.agents import WEIGHT_MAX, WEIGHT_MIN, ManualStatus, Skills
+from exchange.teams.offers import FallbackPolicy
+from exchange.teams.sequential import MAX_ROUNDS_MAX
+from exchange.teams.sla import MAX_REASSIGNS_MAX, SLA_MINUTES_MAX
+
+Strategy = Literal["round_robin", "sequential", "parallel"]
+LeadOwnerStatus = Literal["queued", "offered", "owned", "fallback"]
+
+HEARTBEAT_TTL_S_MAX = 24 * 3600
+OFFER_TIMEOUT_S_MIN = 5  # the pure layer's OFFER_TIMEOUT_MIN
+OFFER_TIMEOUT_S_MAX = 24 * 3600
+QUEUE_MAX_AGE_S_MAX = 30 * 24 * 3600  # the pure layer's QUEUE_MAX_AGE_MAX
+PARALLEL_K_MAX = 500
+DEFAULT_OFFER_TIMEOUT_S = 120
+DEFAULT_QUEUE_MAX_AGE_S = 24 * 3600
+DEFAULT_HEARTBEAT_TTL_S = 90
+
+
+class ProfileIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An agent's routing profile, set by an operator. ``working_hours`` are read on the agent's
+    wall clock (their ``timezone`` is replaced by the agent's)."""
+
+    timezone: Annotated[str, msgspec.Meta(max_length=64)] = "UTC"
+    working_hours: Schedule | None = None
+    skills: Skills = Skills()
+    weight: Annotated[int, msgspec.Meta(ge=WEIGHT_MIN, le=WEIGHT_MAX)] = 1
+    daily_cap: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    concurrent_cap: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    # None: presence not tracked (manual "available" is enough).
+    heartbeat_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=HEARTBEAT_TTL_S_MAX)] | None = (
+        DEFAULT_HEARTBEAT_TTL_S
+    )
+
+
+class Profile(msgspec.Struct, kw_only=True):
+    agent_id: uuid.UUID
+    team_id: uuid.UUID
+    timezone: str
+    working_hours: Schedule | None
+    skills: Skills
+    weight: int
+    daily_cap: int | None
+    concurrent_cap: int | None
+    heartbeat_ttl_s: int | None
+    manual_status: ManualStatus
+    last_heartbeat_at: dt.datetime | None
+    online: bool
+    served_today: int
+    open_leads: int
+    served_in_window: int
+    last_assigned_at: dt.datetime | None
+
+
+class StatusIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    status: ManualStatus
+
+
+class TeamConfigIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    strategy: Strategy = "round_robin"
+    offer_timeout_s: Annotated[
+        int, msgspec.Meta(ge=OFFER_TIMEOUT_S_MIN, le=OFFER_TIMEOUT_S_MAX)
+    ] = DEFAULT_OFFER_TIMEOUT_S
+    max_rounds: Annotated[int, msgspec.Meta(ge=1, le=MAX_ROUNDS_MAX)] = 1
+    parallel_k: Annotated[int, msgspec.Meta(ge=1, le=PARALLEL_K_MAX)] | None = None
+    fallback: FallbackPolicy | None = None  # None: back into this team's queue
+    # Which lead field holds each skill requirement, e.g. {"state": "state"}.
+    skill_fields: dict[Literal["language", "state", "lead_type"], str] | None = None
+    queue_max_age_s: Annotated[int, msgspec.Meta(ge=1, le=QUEUE_MAX_AGE_S_MAX)] = (
+        DEFAULT_QUEUE_MAX_AGE_S
+    )
+    sla_minutes: Annotated[int, msgspec.Meta(ge=1, le=SLA_MINUTES_MAX)] | None = None
+    max_reassigns: Annotated[int, msgspec.Meta(ge=0, le=MAX_REASSIGNS_MAX)] = 1
+
+
+class TeamConfig(TeamConfigIn, kw_only=True):
+    team_id: uuid.UUID
+    updated_at: dt.datetime
+
+
+class RouteIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Send a vertical's unsold leads (from ``source`` only, or any when null) to a team."""
+
+    vertical: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    team_id: uuid.UUID
+    source: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)] | None = None
+
+
+class Route(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    vertical: str
+    source: str | None
+    team_id: uuid.UUID
+
+
+class OfferOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    lead_id: uuid.UUID
+    team_id: uuid.UUID
+    agent_id: uuid.UUID
+    mode: str
+    status: str
+    round: int
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    decided_at: dt.datetime | None
+    fields: dict[str, Any] = {}  # the lead's non-PII fields: enough to decide
+
+
+class Ownership(msgspec.Struct, kw_only=True):
+    lead_id: uuid.UUID
+    team_id: uuid.UUID
+    agent_id: uuid.UUID | None
+    status: LeadOwnerStatus
+    reason: str | None
+    owned_since: dt.datetime | None
+    first_contact_at: dt.datetime | None
+    reassign_count: int
+
+
+class OwnedLead(msgspec.Struct, kw_only=True):
+    lead_id: uuid.UUID
+    owned_since: dt.datetime | None
+    first_contact_at: dt.datetime | None
+    fields: dict[str, Any]
+    pii: dict[str, Any]  # only an owner sees it
+
+
+class SweepResult(msgspec.Struct, kw_only=True):
+    expired: int = 0  # leads whose offers ran out and moved on
+    drained: int = 0  # queued leads that found an agent (or an offer)
+    too_old: int = 0  # queued leads past the team's max age: fell back
+    reassigned: int = 0  # owned leads that breached the first-contact SLA

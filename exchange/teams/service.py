@@ -1,0 +1,420 @@
+"""Internal teams over the database: what operators set and agents do (presence, offers, claims,
+owned leads). Routing itself is in ``exchange.teams.routing``, the timers in ``sweeper``.
+
+The decisions are the pure layer's (``agents``, ``round_robin``, ``sequential``, ``parallel``,
+``queue``, ``sla``); this module reads their inputs, and commits their answers with guarded
+writes (``exchange.teams.store``):
+
+- A lead routed to a team has one ``lead_owners`` row. Every step of its routing first bumps the
+  row's ``version`` from the value it read, so two workers (or an agent and the sweeper) never
+  both act on the same step; a parallel claim is the single ``UPDATE ... WHERE status =
+  'offered'`` that makes exactly one agent the owner (Property 6).
+- Counting a lead against an agent is a compare-and-set on the counters the decision used, so
+  caps and round-robin standings hold across processes (Property 3).
+- Nothing depends on a client: offers expire, queues drain and the SLA reassigns in
+  ``sweeper.sweep``, which a Dramatiq actor runs on a timer (durable: its input is the database).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from exchange.auth.parties import PartyKind, Principal, check_timezone, get_party
+from exchange.errors import ApiError, FieldProblem, forbidden, not_found
+from exchange.ids import new_id
+from exchange.store.db import Database
+from exchange.store.tables import (
+    agent_profiles,
+    lead_owners,
+    lead_pii,
+    leads,
+    offers,
+    team_configs,
+    team_routes,
+    verticals,
+)
+from exchange.teams import parallel, reasons, round_robin, sequential, store
+from exchange.teams.agents import (
+    ManualStatus,
+    is_online,
+    validate_agent,
+)
+from exchange.teams.messages import (
+    OfferOut,
+    OwnedLead,
+    Ownership,
+    Profile,
+    ProfileIn,
+    Route,
+    RouteIn,
+    TeamConfig,
+    TeamConfigIn,
+)
+from exchange.teams.offers import (
+    FallbackKind,
+    FallbackPolicy,
+    OfferMode,
+    OfferStatus,
+)
+from exchange.teams.routing import (
+    OFFERED,
+    OWNED,
+    advance,
+    conflict,
+    ownership_of,
+    par_state,
+    seq_state,
+    team_config,
+    utcnow,
+)
+from exchange.teams.store import Member
+
+log = logging.getLogger(__name__)
+
+
+# -- operator settings ----------------------------------------------------------------------------
+
+
+async def _party_of_kind(conn: AsyncConnection, party_id: uuid.UUID, kind: PartyKind) -> Any:
+    party = await get_party(conn, party_id)
+    if party is None or party.kind is not kind:
+        raise not_found(kind.value)
+    return party
+
+
+_FALLBACK_TARGET_KIND = {FallbackKind.TEAM: PartyKind.TEAM, FallbackKind.PERSON: PartyKind.AGENT}
+
+
+async def _check_fallback(
+    conn: AsyncConnection, policy: FallbackPolicy, team_id: uuid.UUID
+) -> None:
+    """A team or person fallback names an existing team or agent; a queue is this team's own."""
+    want = _FALLBACK_TARGET_KIND.get(policy.kind)
+    if want is None:
+        if policy.target != str(team_id):
+            raise ApiError(422, "validation_failed", "a queue fallback is the team's own queue",
+                           fields=[FieldProblem("fallback.target", "must be this team's id")])  # fmt: skip
+        return
+    try:
+        party = await get_party(conn, uuid.UUID(policy.target))
+    except ValueError:
+        party = None
+    if party is None or party.kind is not want:
+        raise ApiError(422, "validation_failed", f"fallback target is not a {want.value}",
+                       fields=[FieldProblem("fallback.target", f"must name an existing {want.value}")])  # fmt: skip
+
+
+async def set_config(
+    conn: AsyncConnection, team_id: uuid.UUID, data: TeamConfigIn, now: dt.datetime
+) -> TeamConfig:
+    await _party_of_kind(conn, team_id, PartyKind.TEAM)
+    if data.fallback is not None:
+        await _check_fallback(conn, data.fallback, team_id)
+    values = msgspec.to_builtins(data)
+    values["updated_at"] = now
+    updated = await conn.execute(
+        team_configs.update().where(team_configs.c.team_id == team_id).values(**values)
+    )
+    if updated.rowcount == 0:
+        await conn.execute(team_configs.insert().values(team_id=team_id, **values))
+    found = await store.config(conn, team_id)
+    assert found is not None
+    return found
+
+
+async def set_profile(
+    conn: AsyncConnection, agent_id: uuid.UUID, data: ProfileIn, now: dt.datetime
+) -> Profile:
+    await _party_of_kind(conn, agent_id, PartyKind.AGENT)
+    check_timezone(data.timezone, "timezone")
+    hours = data.working_hours
+    if hours is not None:  # the agent's own clock wins (see exchange.teams.agents)
+        hours = msgspec.structs.replace(hours, timezone=data.timezone)
+    values = {
+        "timezone": data.timezone,
+        "working_hours": msgspec.to_builtins(hours) if hours else None,
+        "skills": msgspec.to_builtins(data.skills),
+        "weight": data.weight,
+        "daily_cap": data.daily_cap,
+        "concurrent_cap": data.concurrent_cap,
+        "heartbeat_ttl_s": data.heartbeat_ttl_s,
+    }
+    updated = await conn.execute(
+        agent_profiles.update().where(agent_profiles.c.agent_id == agent_id).values(**values)
+    )
+    joined = updated.rowcount == 0
+    if joined:
+        await conn.execute(
+            agent_profiles.insert().values(
+                agent_id=agent_id, manual_status=ManualStatus.AVAILABLE.value, served_today=0,
+                open_leads=0, served_in_window=0, **values,
+            )
+        )  # fmt: skip
+    m = await store.member(conn, agent_id)
+    assert m is not None
+    problems = validate_agent(m.agent, path="body")
+    if problems:
+        raise ApiError(
+            422, "validation_failed", "invalid agent profile",
+            fields=[FieldProblem(p.replace("body.", "", 1), r) for p, r in problems],
+        )  # fmt: skip
+    if joined:
+        m = await _calibrate(conn, m, now)
+    return store.profile_of(m, now)
+
+
+async def get_profile(conn: AsyncConnection, agent_id: uuid.UUID, now: dt.datetime) -> Profile:
+    m = await store.member(conn, agent_id)
+    if m is None:
+        raise not_found("agent profile")
+    return store.profile_of(m, now)
+
+
+async def set_route(conn: AsyncConnection, data: RouteIn, now: dt.datetime) -> Route:
+    vertical_id = (
+        await conn.execute(sa.select(verticals.c.id).where(verticals.c.slug == data.vertical))
+    ).scalar_one_or_none()
+    if vertical_id is None:
+        raise ApiError(422, "validation_failed", "unknown vertical",
+                       fields=[FieldProblem("vertical", f"no vertical {data.vertical!r}")])  # fmt: skip
+    team = await get_party(conn, data.team_id)
+    if team is None or team.kind is not PartyKind.TEAM:
+        raise ApiError(422, "validation_failed", "not a team",
+                       fields=[FieldProblem("team_id", "must name an existing team")])  # fmt: skip
+    # NULL sources never collide in a unique index, so find the catch-all route by hand.
+    same_source = (
+        team_routes.c.source.is_(None)
+        if data.source is None
+        else team_routes.c.source == data.source
+    )
+    where = sa.and_(team_routes.c.vertical_id == vertical_id, same_source)
+    route_id = (await conn.execute(sa.select(team_routes.c.id).where(where))).scalar_one_or_none()
+    if route_id is None:
+        route_id = new_id()
+        await conn.execute(
+            team_routes.insert().values(
+                id=route_id, vertical_id=vertical_id, source=data.source, team_id=data.team_id,
+                updated_at=now,
+            )
+        )  # fmt: skip
+    else:
+        await conn.execute(
+            team_routes.update()
+            .where(team_routes.c.id == route_id)
+            .values(team_id=data.team_id, updated_at=now)
+        )
+    return Route(id=route_id, vertical=data.vertical, source=data.source, team_id=data.team_id)
+
+
+# -- agent presence -------------------------------------------------------------------------------
+
+
+async def _me(conn: AsyncConnection, principal: Principal) -> Member:
+    if principal.kind is not PartyKind.AGENT:
+        raise forbidden("only an agent key has a /me as an agent")
+    m = await store.member(conn, principal.party_id)
+    if m is None:
+        raise not_found("agent profile (an operator sets it with PUT /v1/agents/{id}/profile)")
+    return m
+
+
+def _present(m: Member, now: dt.datetime) -> bool:
+    a = m.agent
+    return a.active and a.manual_status is ManualStatus.AVAILABLE and is_online(a, now)
+
+
+async def _calibrate(conn: AsyncConnection, m: Member, now: dt.datetime) -> Member:
+    """An agent who joins or comes back starts at the team's current minimum standing: next
+    once, never flooded with the leads it missed (``round_robin.calibrate``)."""
+    team = [o for o in await store.members(conn, uuid.UUID(m.agent.team_id)) if _present(o, now)]
+    weights = {o.agent.id: o.agent.weight for o in team} | {m.agent.id: m.agent.weight}
+    mine = round_robin.standing_of(m.agent.id, m.load)
+    new = round_robin.calibrate(
+        mine, [round_robin.standing_of(o.agent.id, o.load) for o in team], weights
+    )
+    if new.served > mine.served:
+        c = agent_profiles.c
+        await conn.execute(
+            agent_profiles.update()
+            .where(c.agent_id == m.row.agent_id, c.served_in_window < new.served)
+            .values(served_in_window=new.served)
+        )
+        m = await store.member(conn, m.row.agent_id) or m
+    return m
+
+
+async def heartbeat(conn: AsyncConnection, principal: Principal, now: dt.datetime) -> Profile:
+    m = await _me(conn, principal)
+    returning = not _present(m, now)
+    await conn.execute(
+        agent_profiles.update()
+        .where(agent_profiles.c.agent_id == m.row.agent_id)
+        .values(last_heartbeat_at=now)
+    )
+    m = await store.member(conn, m.row.agent_id) or m
+    if returning and _present(m, now):
+        m = await _calibrate(conn, m, now)
+    return store.profile_of(m, now)
+
+
+async def set_status(
+    conn: AsyncConnection, principal: Principal, status: ManualStatus, now: dt.datetime
+) -> Profile:
+    m = await _me(conn, principal)
+    returning = not _present(m, now)
+    await conn.execute(
+        agent_profiles.update()
+        .where(agent_profiles.c.agent_id == m.row.agent_id)
+        .values(manual_status=status.value)
+    )
+    m = await store.member(conn, m.row.agent_id) or m
+    if returning and _present(m, now):
+        m = await _calibrate(conn, m, now)
+    return store.profile_of(m, now)
+
+
+# -- offers: the agent's answers ------------------------------------------------------------------
+
+
+async def _my_offer(conn: AsyncConnection, principal: Principal, offer_id: uuid.UUID) -> Any:
+    found = (await conn.execute(sa.select(offers).where(offers.c.id == offer_id))).first()
+    if found is None:
+        raise not_found("offer")
+    if found.agent_id != principal.party_id:
+        raise forbidden("this offer was made to another agent")
+    return found
+
+
+async def take_offer(
+    db: Database, principal: Principal, offer_id: uuid.UUID, now: dt.datetime | None = None
+) -> Ownership:
+    """Accept a sequential offer or claim a parallel one (either verb works for either mode)."""
+    now = now or utcnow()
+    async with db.write() as conn:
+        offer = await _my_offer(conn, principal, offer_id)
+        row = await store.owner_row(conn, offer.lead_id)
+        cfg = await team_config(conn, row.team_id, now)
+        rows = await store.lead_offers(conn, offer.lead_id)
+        me = str(principal.party_id)
+        if offer.mode == OfferMode.SEQUENTIAL.value:
+            answer = sequential.accept(seq_state(row, cfg, rows), me, now)
+            if isinstance(answer, sequential.Refused):
+                raise conflict(answer.reason, row)
+        else:
+            won = parallel.claim(par_state(row, cfg, rows), me, now)
+            if isinstance(won, parallel.Lost):
+                raise conflict(won.reason, row)
+        if row.status == OWNED and row.agent_id == principal.party_id:
+            return ownership_of(row)  # a repeated accept by the owner
+        # The one compare-and-set that makes a single owner, whoever else claims right now.
+        taken = await conn.execute(
+            lead_owners.update()
+            .where(lead_owners.c.lead_id == offer.lead_id, lead_owners.c.status == OFFERED)
+            .values(status=OWNED, agent_id=principal.party_id, owned_since=now, reason=None,
+                    version=lead_owners.c.version + 1, updated_at=now)
+        )  # fmt: skip
+        if taken.rowcount != 1:
+            raise conflict(reasons.ALREADY_CLAIMED, await store.owner_row(conn, offer.lead_id))
+        # Raising below rolls the ownership back with the rest of the transaction.
+        if not await store.close_offer(conn, offer.id, OfferStatus.ACCEPTED, now):
+            raise conflict(reasons.OFFER_NOT_PENDING, row)
+        await conn.execute(
+            offers.update()
+            .where(offers.c.lead_id == offer.lead_id, offers.c.status == OfferStatus.PENDING.value)
+            .values(status=OfferStatus.RESCINDED.value, decided_at=now)
+        )
+        if (reason := await store.take_fresh(conn, principal.party_id, now)) is not None:
+            raise conflict(reason, row)
+        log.info("offer taken", extra={"lead_id": str(offer.lead_id), "agent_id": me})
+        return ownership_of(await store.owner_row(conn, offer.lead_id))
+
+
+async def decline_offer(
+    db: Database, principal: Principal, offer_id: uuid.UUID, now: dt.datetime | None = None
+) -> Ownership:
+    now = now or utcnow()
+    async with db.write() as conn:
+        offer = await _my_offer(conn, principal, offer_id)
+        row = await store.owner_row(conn, offer.lead_id)
+        if offer.status != OfferStatus.PENDING.value or row.status != OFFERED:
+            raise conflict(reasons.OFFER_NOT_PENDING, row)
+        if not await store.move(conn, row, now):
+            raise conflict(reasons.OFFER_NOT_PENDING, await store.owner_row(conn, offer.lead_id))
+        await advance(conn, row, now, declined_by=str(principal.party_id))
+        return ownership_of(await store.owner_row(conn, offer.lead_id))
+
+
+# -- what an agent sees ---------------------------------------------------------------------------
+
+
+async def my_offers(
+    conn: AsyncConnection, principal: Principal, status: OfferStatus | None, limit: int
+) -> list[OfferOut]:
+    m = await _me(conn, principal)
+    query = (
+        sa.select(offers, leads.c.fields)
+        .join(leads, leads.c.id == offers.c.lead_id)
+        .where(offers.c.agent_id == m.row.agent_id)
+        .order_by(offers.c.created_at, offers.c.id)
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(offers.c.status == status.value)
+    return [
+        OfferOut(
+            id=r.id,
+            lead_id=r.lead_id,
+            team_id=r.team_id,
+            agent_id=r.agent_id,
+            mode=r.mode,
+            status=r.status,
+            round=r.round,
+            created_at=r.created_at,
+            expires_at=r.expires_at,
+            decided_at=r.decided_at,
+            fields=r.fields or {},
+        )
+        for r in await conn.execute(query)
+    ]
+
+
+async def my_leads(conn: AsyncConnection, principal: Principal, limit: int) -> list[OwnedLead]:
+    """The leads the agent owns now, with their PII (an owner needs it to call)."""
+    m = await _me(conn, principal)
+    rows = await conn.execute(
+        sa.select(lead_owners, leads.c.fields, lead_pii.c.pii)
+        .join(leads, leads.c.id == lead_owners.c.lead_id)
+        .outerjoin(lead_pii, lead_pii.c.lead_id == lead_owners.c.lead_id)
+        .where(lead_owners.c.agent_id == m.row.agent_id, lead_owners.c.status == OWNED)
+        .order_by(lead_owners.c.owned_since, lead_owners.c.lead_id)
+        .limit(limit)
+    )
+    return [
+        OwnedLead(
+            lead_id=r.lead_id,
+            owned_since=r.owned_since,
+            first_contact_at=r.first_contact_at,
+            fields=r.fields or {},
+            pii=r.pii or {},
+        )
+        for r in rows
+    ]
+
+
+async def contacted(
+    conn: AsyncConnection, principal: Principal, lead_id: uuid.UUID, now: dt.datetime
+) -> Ownership:
+    """The owner made first contact: the SLA stops (the first time counts)."""
+    row = await store.owner_row(conn, lead_id)
+    if row is None or row.status != OWNED or row.agent_id != principal.party_id:
+        raise forbidden("only the lead's current owner may record contact")
+    if row.first_contact_at is None:
+        await store.move(conn, row, now, first_contact_at=now)
+    return ownership_of(await store.owner_row(conn, lead_id))
