@@ -12,13 +12,16 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from exchange.api.common import Page, db_of, page_limit, settings_of
 from exchange.auth.middleware import allow
 from exchange.auth.parties import PartyKind
-from exchange.teams import routing, service
+from exchange.teams import service, sweeper
+from exchange.teams.agents import ManualStatus
 from exchange.teams.messages import (
+    CloseIn,
     Ownership,
     Profile,
     ProfileIn,
     Route,
     RouteIn,
+    RoutingAudit,
     StatusIn,
     TeamConfig,
     TeamConfigIn,
@@ -28,6 +31,17 @@ from exchange.teams.offers import OfferStatus
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+async def _drain_if_present(request: Request, profile: Profile, now: dt.datetime) -> Profile:
+    """An agent that is online and available drains its team's queue at once (bounded,
+    ``sweeper.PRESENCE_DRAIN``), not only at the next sweep; the profile then read again."""
+    if not (profile.online and profile.manual_status is ManualStatus.AVAILABLE):
+        return profile
+    db = db_of(request)
+    await sweeper.drain_team(db, profile.team_id, now)
+    async with db.read() as conn:
+        return await service.get_profile(conn, profile.agent_id, now)
 
 
 class TeamConfigController(Controller):
@@ -81,13 +95,17 @@ class AgentController(Controller):
         summary="I am online (until the heartbeat's time-to-live runs out)",
     )
     async def heartbeat(self, request: Request) -> Profile:
+        now = _now()
         async with db_of(request).write() as conn:
-            return await service.heartbeat(conn, request.user, _now())
+            profile = await service.heartbeat(conn, request.user, now)
+        return await _drain_if_present(request, profile, now)
 
     @put("/me/status", guards=[allow(PartyKind.AGENT)], summary="Manual status: available or away")
     async def set_status(self, request: Request, data: JSONBody[StatusIn]) -> Profile:
+        now = _now()
         async with db_of(request).write() as conn:
-            return await service.set_status(conn, request.user, data.status, _now())
+            profile = await service.set_status(conn, request.user, data.status, now)
+        return await _drain_if_present(request, profile, now)
 
     @get("/me/offers", guards=[allow(PartyKind.AGENT)], summary="My offers, oldest first")
     async def offers(
@@ -147,7 +165,23 @@ class OwnedLeadController(Controller):
         async with db_of(request).write() as conn:
             return await service.contacted(conn, request.user, lead_id, _now())
 
-    @get("/routing", guards=[allow()], summary="Where a routed lead stands (operators)")
-    async def routing(self, request: Request, lead_id: FromPath[uuid.UUID]) -> Ownership:
+    @post(
+        "/close",
+        status_code=200,
+        guards=[allow(PartyKind.AGENT)],
+        summary="Close a lead I own with an outcome (frees my concurrent cap; idempotent)",
+    )
+    async def close(
+        self, request: Request, lead_id: FromPath[uuid.UUID], data: JSONBody[CloseIn]
+    ) -> Ownership:
+        async with db_of(request).write() as conn:
+            return await service.close_lead(conn, request.user, lead_id, data, _now())
+
+    @get(
+        "/routing",
+        guards=[allow()],
+        summary="Where a routed lead stands, its offers and the agents excluded now (operators)",
+    )
+    async def routing(self, request: Request, lead_id: FromPath[uuid.UUID]) -> RoutingAudit:
         async with db_of(request).read() as conn:
-            return await routing.ownership(conn, lead_id)
+            return await service.routing_audit(conn, lead_id, _now())

@@ -428,6 +428,7 @@ agent_profiles = sa.Table(
     sa.Column("served_today", sa.Integer, nullable=False),
     sa.Column("served_on", sa.Date, nullable=True),  # the agent's local day served_today counts
     sa.Column("open_leads", sa.Integer, nullable=False),
+    # Round-robin count in the window of served_on (the local day; stale days read as 0).
     sa.Column("served_in_window", sa.Integer, nullable=False),
     sa.Column("last_assigned_at", UTCDateTime, nullable=True),
 )
@@ -442,7 +443,8 @@ team_configs = sa.Table(
     sa.Column("max_rounds", sa.Integer, nullable=False),
     sa.Column("parallel_k", sa.Integer, nullable=True),  # null: every eligible agent
     sa.Column("fallback", JSONType, nullable=True),  # exchange.teams.FallbackPolicy; null: queue
-    # Which lead field carries each skill requirement ({"state": "state"}); null: none.
+    # Which lead field carries each skill requirement ({"state": "state"}); null: none. Also
+    # holds the team's sla_working_hours flag under "_sla_working_hours" (exchange.teams.store).
     sa.Column("skill_fields", JSONType, nullable=True),
     sa.Column("queue_max_age_s", sa.Integer, nullable=False),
     sa.Column("sla_minutes", sa.Integer, nullable=True),  # null: no first-contact SLA

@@ -15,7 +15,9 @@ from exchange.teams.sequential import MAX_ROUNDS_MAX
 from exchange.teams.sla import MAX_REASSIGNS_MAX, SLA_MINUTES_MAX
 
 Strategy = Literal["round_robin", "sequential", "parallel"]
-LeadOwnerStatus = Literal["queued", "offered", "owned", "fallback"]
+LeadOwnerStatus = Literal["queued", "offered", "owned", "fallback", "closed"]
+CloseOutcome = Literal["won", "lost", "bad_lead", "other"]
+CLOSE_NOTE_MAX = 2000
 
 HEARTBEAT_TTL_S_MAX = 24 * 3600
 OFFER_TIMEOUT_S_MIN = 5  # the pure layer's OFFER_TIMEOUT_MIN
@@ -81,6 +83,9 @@ class TeamConfigIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     )
     sla_minutes: Annotated[int, msgspec.Meta(ge=1, le=SLA_MINUTES_MAX)] | None = None
     max_reassigns: Annotated[int, msgspec.Meta(ge=0, le=MAX_REASSIGNS_MAX)] = 1
+    # Count the SLA's minutes only while the owner's working hours are open (stored inside the
+    # ``skill_fields`` JSON column under ``store.SLA_WORKING_HOURS_KEY``: no migration).
+    sla_working_hours: bool = False
 
 
 class TeamConfig(TeamConfigIn, kw_only=True):
@@ -126,6 +131,37 @@ class Ownership(msgspec.Struct, kw_only=True):
     owned_since: dt.datetime | None
     first_contact_at: dt.datetime | None
     reassign_count: int
+
+
+class CloseIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An owner closes a lead: how it ended, and an optional note (logged, not stored)."""
+
+    outcome: CloseOutcome
+    note: Annotated[str, msgspec.Meta(max_length=CLOSE_NOTE_MAX)] | None = None
+
+
+class OfferAudit(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    agent_id: uuid.UUID
+    mode: str
+    status: str  # pending, accepted, declined, expired, rescinded
+    round: int
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    decided_at: dt.datetime | None
+
+
+class Exclusion(msgspec.Struct, kw_only=True):
+    agent_id: uuid.UUID
+    reason: str  # a code of exchange.teams.reasons
+
+
+class RoutingAudit(Ownership, kw_only=True):
+    """A routed lead for operators: where it stands, every offer made with its lifecycle, and
+    the team's agents not eligible for it *now* with why (computed on read)."""
+
+    offers: list[OfferAudit] = []
+    excluded: list[Exclusion] = []
 
 
 class OwnedLead(msgspec.Struct, kw_only=True):

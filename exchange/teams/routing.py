@@ -52,6 +52,7 @@ from exchange.teams.store import Member
 log = logging.getLogger(__name__)
 
 QUEUED, OFFERED, OWNED, FALLBACK = "queued", "offered", "owned", "fallback"
+CLOSED = "closed"  # the owner closed it with an outcome (``reason``): routing has ended
 
 
 def utcnow() -> dt.datetime:
@@ -88,11 +89,12 @@ def rank_agents(team: list[Member], reqs: LeadRequirements, now: dt.datetime) ->
             log.debug("agent not eligible", extra={"agent_id": d.agent_id, "reason": d.reason})
     ok = eligible_ids(decisions)
     by_id = {m.agent.id: m for m in team if m.agent.id in ok}
-    return list(_order(list(by_id.values())))
+    return list(_order(list(by_id.values()), now))
 
 
-def _order(team: list[Member]) -> tuple[str, ...]:
-    standings = [round_robin.standing_of(m.agent.id, m.load) for m in team]
+def _order(team: list[Member], now: dt.datetime) -> tuple[str, ...]:
+    """Round-robin order by each agent's standing in today's window (``store.standing``)."""
+    standings = [store.standing(m, now) for m in team]
     return round_robin.choose(standings, {m.agent.id: m.agent.weight for m in team})
 
 
@@ -205,7 +207,7 @@ async def start(conn: AsyncConnection, row: Any, fields: Any, now: dt.datetime) 
         step = parallel.offers(lead, ranked, now, timeout, policy, k=cfg.parallel_k)
         made = step.action if isinstance(step.action, tuple) else ()
     else:
-        candidates = list(_order([m for m in team if m.agent.active]))
+        candidates = list(_order([m for m in team if m.agent.active], now))
         first = sequential.start(lead, candidates, now, timeout, cfg.max_rounds, policy, ranked)
         made = (first.action,) if isinstance(first.action, Offer) else ()
     if not made:  # nobody eligible: wait in the queue, whatever the fallback (rounds can't help)

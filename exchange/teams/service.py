@@ -43,10 +43,16 @@ from exchange.store.tables import (
 from exchange.teams import parallel, reasons, round_robin, sequential, store
 from exchange.teams.agents import (
     ManualStatus,
+    evaluate_team,
     is_online,
+    local_day,
     validate_agent,
 )
+from exchange.teams.agents import served_today as agent_served_today
 from exchange.teams.messages import (
+    CloseIn,
+    Exclusion,
+    OfferAudit,
     OfferOut,
     OwnedLead,
     Ownership,
@@ -54,6 +60,7 @@ from exchange.teams.messages import (
     ProfileIn,
     Route,
     RouteIn,
+    RoutingAudit,
     TeamConfig,
     TeamConfigIn,
 )
@@ -64,10 +71,12 @@ from exchange.teams.offers import (
     OfferStatus,
 )
 from exchange.teams.routing import (
+    CLOSED,
     OFFERED,
     OWNED,
     advance,
     conflict,
+    lead_requirements,
     ownership_of,
     par_state,
     seq_state,
@@ -119,6 +128,11 @@ async def set_config(
         await _check_fallback(conn, data.fallback, team_id)
     values = msgspec.to_builtins(data)
     values["updated_at"] = now
+    if values.pop("sla_working_hours", False):  # kept in the skill_fields JSON (store.config)
+        values["skill_fields"] = {
+            **(values["skill_fields"] or {}),
+            store.SLA_WORKING_HOURS_KEY: True,
+        }
     updated = await conn.execute(
         team_configs.update().where(team_configs.c.team_id == team_id).values(**values)
     )
@@ -235,16 +249,25 @@ async def _calibrate(conn: AsyncConnection, m: Member, now: dt.datetime) -> Memb
     once, never flooded with the leads it missed (``round_robin.calibrate``)."""
     team = [o for o in await store.members(conn, uuid.UUID(m.agent.team_id)) if _present(o, now)]
     weights = {o.agent.id: o.agent.weight for o in team} | {m.agent.id: m.agent.weight}
-    mine = round_robin.standing_of(m.agent.id, m.load)
-    new = round_robin.calibrate(
-        mine, [round_robin.standing_of(o.agent.id, o.load) for o in team], weights
-    )
+    mine = store.standing(m, now)  # every standing rolled to today's window
+    new = round_robin.calibrate(mine, [store.standing(o, now) for o in team], weights)
     if new.served > mine.served:
         c = agent_profiles.c
+        # Compare-and-set on what was read; the count now belongs to today (``served_on``),
+        # with today's daily count carried over (0 if it was another day's).
         await conn.execute(
             agent_profiles.update()
-            .where(c.agent_id == m.row.agent_id, c.served_in_window < new.served)
-            .values(served_in_window=new.served)
+            .where(
+                c.agent_id == m.row.agent_id,
+                c.served_in_window == m.row.served_in_window,
+                c.served_on.is_not_distinct_from(m.row.served_on),
+                c.served_today == m.row.served_today,
+            )
+            .values(
+                served_in_window=new.served,
+                served_on=local_day(m.agent, now),
+                served_today=agent_served_today(m.agent, m.load, now),
+            )
         )
         m = await store.member(conn, m.row.agent_id) or m
     return m
@@ -418,3 +441,63 @@ async def contacted(
     if row.first_contact_at is None:
         await store.move(conn, row, now, first_contact_at=now)
     return ownership_of(await store.owner_row(conn, lead_id))
+
+
+async def close_lead(
+    conn: AsyncConnection, principal: Principal, lead_id: uuid.UUID, data: CloseIn, now: dt.datetime
+) -> Ownership:
+    """The owner closes a lead with an outcome: routing ends (``closed``, the outcome as its
+    ``reason``) and the owner's ``open_leads`` goes down by one (never below 0), freeing its
+    concurrent cap. Closing it again answers the same (idempotent); another agent's lead: 403."""
+    for _ in range(store.CAS_ATTEMPTS):
+        row = await store.owner_row(conn, lead_id)
+        if row is not None and row.status == CLOSED and row.agent_id == principal.party_id:
+            return ownership_of(row)  # already closed by this agent
+        if row is None or row.status != OWNED or row.agent_id != principal.party_id:
+            raise forbidden("only the lead's current owner may close it")
+        if await store.move(conn, row, now, status=CLOSED, reason=data.outcome):
+            await store.release(conn, principal.party_id)
+            log.info(
+                "lead closed",
+                extra={"lead_id": str(lead_id), "agent_id": str(principal.party_id),
+                       "outcome": data.outcome, "note": data.note},
+            )  # fmt: skip
+            return ownership_of(await store.owner_row(conn, lead_id))
+    raise conflict(reasons.ROUTING_CLOSED, await store.owner_row(conn, lead_id))
+
+
+def _offer_audit(o: Any) -> OfferAudit:
+    return OfferAudit(
+        id=o.id, agent_id=o.agent_id, mode=o.mode, status=o.status, round=o.round,
+        created_at=o.created_at, expires_at=o.expires_at, decided_at=o.decided_at,
+    )  # fmt: skip
+
+
+async def routing_audit(
+    conn: AsyncConnection, lead_id: uuid.UUID, now: dt.datetime
+) -> RoutingAudit:
+    """``GET /v1/leads/{id}/routing``: where the lead stands, every offer with its lifecycle,
+    and the team's agents not eligible for it now, each with its reason (computed on read)."""
+    row = await store.owner_row(conn, lead_id)
+    if row is None:
+        raise not_found("routed lead")
+    made = await store.lead_offers(conn, lead_id)
+    cfg = await team_config(conn, row.team_id, now)
+    fields = (
+        await conn.execute(sa.select(leads.c.fields).where(leads.c.id == lead_id))
+    ).scalar_one_or_none()
+    team = await store.members(conn, row.team_id)
+    decisions = evaluate_team(
+        [m.agent for m in team], {m.agent.id: m.load for m in team},
+        lead_requirements(cfg, fields), now,
+    )  # fmt: skip
+    base = msgspec.structs.asdict(ownership_of(row))
+    return RoutingAudit(
+        **base,
+        offers=[_offer_audit(o) for o in made],
+        excluded=[
+            Exclusion(agent_id=uuid.UUID(d.agent_id), reason=d.reason or "not_eligible")
+            for d in decisions
+            if not d.eligible
+        ],
+    )

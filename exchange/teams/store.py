@@ -19,9 +19,14 @@ from exchange.auth.parties import PartyKind
 from exchange.matching.schedule import Schedule
 from exchange.store.tables import agent_profiles, lead_owners, offers, parties, team_configs
 from exchange.teams import agents as agent_rules
+from exchange.teams import round_robin
 from exchange.teams.agents import Agent, AgentLoad, ManualStatus, Skills
 from exchange.teams.messages import Profile, TeamConfig
 from exchange.teams.offers import FallbackPolicy, Offer, OfferMode, OfferStatus
+
+# ``team_configs.skill_fields`` (JSON) also carries the ``sla_working_hours`` flag under this key,
+# so the flag needed no migration; ``config`` takes it out again.
+SLA_WORKING_HOURS_KEY = "_sla_working_hours"
 
 # A compare-and-set that keeps losing to other writers is retried this often, then the caller
 # queues the lead (the sweeper tries again): bounded work per request.
@@ -93,6 +98,19 @@ async def member(conn: AsyncConnection, agent_id: uuid.UUID) -> Member | None:
     return member_of(row) if row else None
 
 
+def window_of(m: Member, now: dt.datetime) -> str:
+    """The round-robin window the agent's standing counts in now: its local day."""
+    return f"day:{agent_rules.local_day(m.agent, now).isoformat()}"
+
+
+def standing(m: Member, now: dt.datetime) -> round_robin.Standing:
+    """The agent's round-robin standing in today's window (``round_robin.roll``): a count kept
+    on another local day (``served_on``) starts again at 0, so no job resets it."""
+    kept_on = m.load.served_on  # None: never counted a day yet, so the count is today's
+    kept = window_of(m, now) if kept_on is None else f"day:{kept_on.isoformat()}"
+    return round_robin.roll(round_robin.standing_of(m.agent.id, m.load, kept), window_of(m, now))
+
+
 def profile_of(m: Member, now: dt.datetime) -> Profile:
     a, row = m.agent, m.row
     return Profile(
@@ -110,7 +128,7 @@ def profile_of(m: Member, now: dt.datetime) -> Profile:
         online=agent_rules.is_online(a, now),
         served_today=agent_rules.served_today(a, m.load, now),
         open_leads=row.open_leads,
-        served_in_window=row.served_in_window,
+        served_in_window=standing(m, now).served,
         last_assigned_at=row.last_assigned_at,
     )
 
@@ -143,7 +161,7 @@ async def take(conn: AsyncConnection, m: Member, now: dt.datetime) -> bool:
             c.open_leads == row.open_leads,
         )
         .values(
-            served_in_window=row.served_in_window + 1,
+            served_in_window=standing(m, now).served + 1,
             last_assigned_at=now,
             served_today=agent_rules.served_today(m.agent, m.load, now) + 1,
             served_on=agent_rules.local_day(m.agent, now),
@@ -184,14 +202,17 @@ async def config(conn: AsyncConnection, team_id: uuid.UUID) -> TeamConfig | None
     ).first()
     if row is None:
         return None
+    skill_fields = dict(row.skill_fields) if row.skill_fields is not None else None
+    sla_working_hours = bool((skill_fields or {}).pop(SLA_WORKING_HOURS_KEY, False))
     return TeamConfig(
         team_id=row.team_id,
+        sla_working_hours=sla_working_hours,
         strategy=row.strategy,
         offer_timeout_s=row.offer_timeout_s,
         max_rounds=row.max_rounds,
         parallel_k=row.parallel_k,
         fallback=msgspec.convert(row.fallback, FallbackPolicy) if row.fallback else None,
-        skill_fields=row.skill_fields,
+        skill_fields=skill_fields or None,
         queue_max_age_s=row.queue_max_age_s,
         sla_minutes=row.sla_minutes,
         max_reassigns=row.max_reassigns,

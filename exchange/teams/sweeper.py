@@ -59,6 +59,9 @@ SWEEP_BATCH = 200
 # The sweeper also routes unsold leads whose route_to_team message was lost, if they are younger
 # than this (older unsold leads are not pulled in when a route is added later).
 ROUTE_LOOKBACK = dt.timedelta(days=1)
+# An agent's heartbeat or "available" drains at most this many of its team's queued leads at
+# once (the rest wait for the sweeper or the next presence call): bounded work per request.
+PRESENCE_DRAIN = 20
 
 
 # -- the sweeper: durable timers ------------------------------------------------------------------
@@ -111,18 +114,36 @@ async def sweep(
     return result
 
 
-async def _drain(db: Database, now: dt.datetime, batch: int, result: SweepResult) -> None:
+async def drain_team(
+    db: Database, team_id: uuid.UUID, now: dt.datetime | None = None, limit: int | None = None
+) -> SweepResult:
+    """Drain one team's queue now (an agent just came online or available), at most ``limit``
+    leads, oldest first: the same steps as the sweeper's drain, in their own transactions."""
+    result = SweepResult()
+    await _drain(db, now or utcnow(), limit or PRESENCE_DRAIN, result, team_id=team_id)
+    return result
+
+
+async def _drain(
+    db: Database,
+    now: dt.datetime,
+    batch: int,
+    result: SweepResult,
+    team_id: uuid.UUID | None = None,
+) -> None:
     """Queued leads, oldest first (``queue.ordered``): too old ones fall out, the rest are
-    routed again now that agents may have come online or freed capacity."""
+    routed again now that agents may have come online or freed capacity. ``team_id``: only
+    that team's queue."""
+    query = (
+        sa.select(lead_owners.c.lead_id, lead_owners.c.queued_at)
+        .where(lead_owners.c.status == QUEUED)
+        .order_by(lead_owners.c.queued_at)
+        .limit(batch)
+    )
+    if team_id is not None:
+        query = query.where(lead_owners.c.team_id == team_id)
     async with db.read() as conn:
-        rows = (
-            await conn.execute(
-                sa.select(lead_owners.c.lead_id, lead_owners.c.queued_at)
-                .where(lead_owners.c.status == QUEUED)
-                .order_by(lead_owners.c.queued_at)
-                .limit(batch)
-            )
-        ).all()
+        rows = (await conn.execute(query)).all()
     waiting = team_queue.ordered(
         team_queue.WaitingLead(lead_id=str(r.lead_id), created_at=r.queued_at) for r in rows
     )
@@ -156,7 +177,8 @@ async def _enforce_sla(db: Database, now: dt.datetime, batch: int, result: Sweep
     async with db.read() as conn:
         rows = (
             await conn.execute(
-                sa.select(lead_owners.c.lead_id, lead_owners.c.owned_since, team_configs.c.sla_minutes)
+                sa.select(lead_owners.c.lead_id, lead_owners.c.owned_since, lead_owners.c.agent_id,
+                          team_configs.c.sla_minutes, team_configs.c.skill_fields)
                 .join(team_configs, team_configs.c.team_id == lead_owners.c.team_id)
                 .where(lead_owners.c.status == OWNED, lead_owners.c.first_contact_at.is_(None),
                        team_configs.c.sla_minutes.is_not(None))
@@ -165,7 +187,12 @@ async def _enforce_sla(db: Database, now: dt.datetime, batch: int, result: Sweep
             )
         ).all()  # fmt: skip
     for r in rows:
-        if not sla.breached(r.owned_since, None, now, r.sla_minutes):
+        hours = None
+        if (r.skill_fields or {}).get(store.SLA_WORKING_HOURS_KEY):  # the team's sla_working_hours
+            async with db.read() as conn:
+                owner = await store.member(conn, r.agent_id)
+            hours = owner.agent.working_hours if owner is not None else None
+        if not sla.breached(r.owned_since, None, now, r.sla_minutes, hours):
             continue
         async with db.write() as conn:
             row = await store.owner_row(conn, r.lead_id)

@@ -261,11 +261,13 @@ def test_nobody_eligible_queues_until_an_agent_comes_online(team):
     assert (routed.status, routed.reason) == ("queued", "nobody_eligible")
     assert team.sweep().drained == 0
 
+    # The heartbeat drains the team's queue at once, not at the next sweep.
     r = team.client.post("/v1/agents/me/heartbeat", headers=agent.headers)
     assert r.status_code == 200 and decode(r)["online"] is True
-    assert team.sweep().drained == 1
+    assert decode(r)["open_leads"] == 1
     routing = team.routing(lead_id)
     assert routing["status"] == "owned" and routing["agent_id"] == str(agent.id)
+    assert team.sweep().drained == 0
 
     # Away beats a fresh heartbeat: the next lead waits again.
     r = team.client.put("/v1/agents/me/status", json={"status": "away"}, headers=agent.headers)
@@ -378,3 +380,128 @@ def test_a_person_fallback_owns_the_lead_nobody_claimed(team):
     assert team.sweep(later).expired == 1
     routing = team.routing(lead_id)
     assert routing["status"] == "owned" and routing["agent_id"] == str(supervisor.id)
+
+
+def _close(team, agent, lead_id, **body: Any):
+    body.setdefault("outcome", "won")
+    return team.client.post(f"/v1/leads/{lead_id}/close", json=body, headers=agent.headers)
+
+
+def test_closing_an_owned_lead_frees_the_concurrent_cap(team):
+    team.configure(strategy="round_robin")
+    agent = team.agent(concurrent_cap=1)
+    other = team.agent(heartbeat_ttl_s=90)  # never heartbeats: offline, owns nothing
+    first, second = team.post_lead(), team.post_lead()
+    assert team.route(first).agent_id == agent.id
+    assert team.route(second).status == "queued"  # the cap is full
+
+    assert _close(team, other, first).status_code == 403  # not its lead
+    assert _close(team, agent, second).status_code == 403  # queued, owned by nobody
+    assert _close(team, agent, first, outcome="sold_twice").status_code in (400, 422)
+    r = _close(team, agent, first, outcome="won", note="signed on the call")
+    assert r.status_code == 200, r.text
+    closed = decode(r)
+    assert (closed["status"], closed["reason"], closed["agent_id"]) == (
+        "closed",
+        "won",
+        str(agent.id),
+    )
+    assert team.profile(agent)["open_leads"] == 0
+    again = _close(team, agent, first, outcome="won")  # idempotent: same answer, no second release
+    assert again.status_code == 200 and decode(again)["status"] == "closed"
+    assert team.profile(agent)["open_leads"] == 0
+    r = team.client.get("/v1/agents/me/leads", headers=agent.headers)
+    assert [i["lead_id"] for i in decode(r)["items"]] == []
+
+    # The freed capacity takes the queued lead; closing it leaves open_leads at 0, never below.
+    assert team.sweep().drained == 1
+    assert team.routing(second)["agent_id"] == str(agent.id)
+    assert team.profile(agent)["open_leads"] == 1
+    assert _close(team, agent, second, outcome="bad_lead").status_code == 200
+    assert _close(team, agent, second, outcome="lost").status_code == 200
+    assert team.profile(agent)["open_leads"] == 0
+    assert team.routing(second)["reason"] == "bad_lead"  # the first close's outcome stands
+
+
+def test_sla_counts_working_minutes_when_the_team_says_so(team):
+    cfg = team.configure(strategy="round_robin", sla_minutes=10, sla_working_hours=True)
+    assert cfg["sla_working_hours"] is True and cfg["skill_fields"] is None
+    hours = {"timezone": "UTC", "days": {d: [{"start": 540, "end": 1020}] for d in ("mon", "tue")}}
+    team.agent(working_hours=hours)
+    team.agent(working_hours=hours)
+    monday_1655 = dt.datetime(2026, 1, 5, 16, 55, tzinfo=dt.UTC)
+    lead_id = team.post_lead()
+    first = team.route(lead_id, monday_1655).agent_id
+    # 15 clock minutes later, but only 5 working minutes: no breach.
+    assert team.sweep(monday_1655 + dt.timedelta(minutes=15)).reassigned == 0
+    # Tuesday 09:04 is 9 working minutes; 09:05 is the 10th: reassigned.
+    tuesday_0904 = dt.datetime(2026, 1, 6, 9, 4, tzinfo=dt.UTC)
+    assert team.sweep(tuesday_0904).reassigned == 0
+    assert team.sweep(tuesday_0904 + dt.timedelta(minutes=1)).reassigned == 1
+    routing = team.routing(lead_id)
+    assert routing["status"] == "owned" and routing["agent_id"] != str(first)
+
+    # Without the flag the same lead would have breached on the clock (the default).
+    cfg = team.configure(strategy="round_robin", sla_minutes=10)
+    assert cfg["sla_working_hours"] is False
+
+
+def test_round_robin_counts_start_fresh_each_local_day(team):
+    team.configure(strategy="round_robin")
+    a = team.agent()
+    b = team.agent(working_hours={"timezone": "UTC", "days": {"tue": [{"start": 0, "end": 1440}]}})
+    names = {a.id: "a", b.id: "b"}
+    monday = dt.datetime(2026, 1, 5, 10, 0, tzinfo=dt.UTC)
+    tuesday = monday + dt.timedelta(days=1)
+    assert [names[team.route(team.post_lead(), monday).agent_id] for _ in range(3)] == ["a"] * 3
+    # Tuesday is a new window: a's three Monday leads no longer count, so b is not handed the
+    # next three; they alternate (b first: never assigned).
+    later = [
+        names[team.route(team.post_lead(), tuesday + dt.timedelta(minutes=i)).agent_id]
+        for i in range(4)
+    ]
+    assert later == ["b", "a", "b", "a"]
+    # Read today, those January counts are stale: the profile shows today's window.
+    assert team.profile(a)["served_in_window"] == 0
+
+
+def test_coming_available_drains_the_queue_at_once_bounded(team, monkeypatch):
+    team.configure(strategy="round_robin")
+    agent = team.agent()
+    r = team.client.put("/v1/agents/me/status", json={"status": "away"}, headers=agent.headers)
+    assert r.status_code == 200
+    waiting = [team.post_lead() for _ in range(3)]
+    assert all(team.route(lead).status == "queued" for lead in waiting)
+
+    monkeypatch.setattr(sweeper, "PRESENCE_DRAIN", 2)
+    r = team.client.put("/v1/agents/me/status", json={"status": "available"}, headers=agent.headers)
+    assert r.status_code == 200 and decode(r)["open_leads"] == 2
+    assert [team.routing(lead)["status"] for lead in waiting] == ["owned", "owned", "queued"]
+    assert team.sweep().drained == 1  # the rest at the next sweep (or the next presence call)
+
+
+def test_routing_audit_lists_offers_and_excluded_agents(team):
+    team.configure(strategy="sequential", offer_timeout_s=60)
+    a, b = team.agent(), team.agent()
+    offline = team.agent(heartbeat_ttl_s=90)
+    lead_id = team.post_lead()
+    team.route(lead_id)
+    first, second = (a, b) if team.offers(a) else (b, a)
+    offer = team.offers(first)[0]
+    assert (
+        team.client.post(f"/v1/offers/{offer['id']}/decline", headers=first.headers).status_code
+        == 200
+    )
+
+    audit = team.routing(lead_id)
+    assert audit["status"] == "offered"
+    assert [(o["agent_id"], o["status"], o["round"]) for o in audit["offers"]] == [
+        (str(first.id), "declined", 1),
+        (str(second.id), "pending", 1),
+    ]
+    assert audit["offers"][0]["decided_at"] is not None
+    assert audit["offers"][1]["decided_at"] is None and audit["offers"][1]["expires_at"]
+    assert audit["excluded"] == [{"agent_id": str(offline.id), "reason": "agent_offline"}]
+
+    r = team.client.get(f"/v1/leads/{lead_id}/routing", headers=a.headers)
+    assert r.status_code == 403  # operators only
