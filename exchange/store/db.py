@@ -87,3 +87,30 @@ def _sqlite_engine(url: str, *, begin: str) -> AsyncEngine:
         conn.exec_driver_sql(begin)
 
     return engine
+
+
+# Deadlocks (40P01) and serialization failures (40001) are PostgreSQL telling one of two
+# transactions to try again; the work is all inside the transaction, so running it again is
+# safe. Bounded, with a little jitter so the two do not collide again in step.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+TRANSACTION_ATTEMPTS = 5
+RETRY_JITTER_MS_MAX = 20
+
+
+def is_retryable(exc: BaseException) -> bool:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+async def retrying(work, attempts: int = TRANSACTION_ATTEMPTS):  # type: ignore[no-untyped-def]
+    """Run ``work()`` (which opens its own transaction) again when the database asks to."""
+    import asyncio
+    import random
+
+    for attempt in range(attempts):
+        try:
+            return await work()
+        except sa.exc.DBAPIError as exc:
+            if not is_retryable(exc) or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(random.uniform(0, RETRY_JITTER_MS_MAX) / 1000)
+    raise AssertionError("unreachable")  # pragma: no cover

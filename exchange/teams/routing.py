@@ -21,7 +21,7 @@ from exchange.auction.context import LEAD_UNSOLD
 from exchange.errors import ApiError, not_found
 from exchange.ids import new_id
 from exchange.ledger.sql import dialect_insert
-from exchange.store.db import Database
+from exchange.store.db import Database, retrying
 from exchange.store.tables import (
     lead_owners,
     leads,
@@ -162,8 +162,13 @@ async def hand_over(db: Database, lead_ids: list[uuid.UUID]) -> None:
 async def route_lead(
     db: Database, lead_id: uuid.UUID, now: dt.datetime | None = None
 ) -> Ownership | None:
-    """Give an unsold lead to its team (idempotent: a routed lead is left as it is)."""
+    """Give an unsold lead to its team (idempotent: a routed lead is left as it is). Routers
+    running at once may deadlock on agents' rows; the database picks one to retry."""
     now = now or utcnow()
+    return await retrying(lambda: _route_lead(db, lead_id, now))
+
+
+async def _route_lead(db: Database, lead_id: uuid.UUID, now: dt.datetime) -> Ownership | None:
     async with db.write() as conn:
         found = await route_for(conn, lead_id)
         if found is None:

@@ -333,7 +333,11 @@ async def take_offer(
         else:
             won = parallel.claim(par_state(row, cfg, rows), me, now)
             if isinstance(won, parallel.Lost):
-                raise conflict(won.reason, row)
+                # Read the lead again (each statement sees the latest commit): if someone else
+                # owns it, say so, whether or not our offer was rescinded when we looked.
+                fresh = await store.owner_row(conn, offer.lead_id)
+                taken_by_other = fresh.status == OWNED and fresh.agent_id != principal.party_id
+                raise conflict(reasons.ALREADY_CLAIMED if taken_by_other else won.reason, fresh)
         if row.status == OWNED and row.agent_id == principal.party_id:
             return ownership_of(row)  # a repeated accept by the owner
         # The one compare-and-set that makes a single owner, whoever else claims right now.

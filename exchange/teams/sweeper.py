@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.auction.context import LEAD_UNSOLD
-from exchange.store.db import Database
+from exchange.store.db import Database, retrying
 from exchange.store.tables import (
     lead_owners,
     leads,
@@ -151,26 +151,33 @@ async def _drain(
     # none of its queued leads can be placed, so they are not rewritten on every sweep.
     anyone: dict[uuid.UUID, bool] = {}
     for lead in waiting:
-        lead_id = uuid.UUID(lead.lead_id)
-        async with db.write() as conn:
-            row = await store.owner_row(conn, lead_id)
-            if row is None or row.status != QUEUED:
-                continue
-            cfg = await team_config(conn, row.team_id, now)
-            if team_queue.too_old(lead, now, dt.timedelta(seconds=cfg.queue_max_age_s)):
-                if await store.move(conn, row, now, status=FALLBACK, reason=reasons.QUEUE_MAX_AGE):
-                    result.too_old += 1
-                continue
-            if row.team_id not in anyone:
-                team = await store.members(conn, row.team_id)
-                anyone[row.team_id] = bool(rank_agents(team, LeadRequirements(), now))
-            if not anyone[row.team_id]:
-                continue
-            fields = (
-                await conn.execute(sa.select(leads.c.fields).where(leads.c.id == lead_id))
-            ).scalar_one()
-            if await start(conn, row, fields, now) != QUEUED:
-                result.drained += 1
+        # Routers working at once may deadlock on agents' rows: the loser runs again.
+        await retrying(lambda lead=lead: _drain_one(db, lead, now, anyone, result))
+
+
+async def _drain_one(
+    db: Database, lead: Any, now: dt.datetime, anyone: dict[uuid.UUID, bool], result: SweepResult
+) -> None:
+    lead_id = uuid.UUID(lead.lead_id)
+    async with db.write() as conn:
+        row = await store.owner_row(conn, lead_id)
+        if row is None or row.status != QUEUED:
+            return
+        cfg = await team_config(conn, row.team_id, now)
+        if team_queue.too_old(lead, now, dt.timedelta(seconds=cfg.queue_max_age_s)):
+            if await store.move(conn, row, now, status=FALLBACK, reason=reasons.QUEUE_MAX_AGE):
+                result.too_old += 1
+            return
+        if row.team_id not in anyone:
+            team = await store.members(conn, row.team_id)
+            anyone[row.team_id] = bool(rank_agents(team, LeadRequirements(), now))
+        if not anyone[row.team_id]:
+            return
+        fields = (
+            await conn.execute(sa.select(leads.c.fields).where(leads.c.id == lead_id))
+        ).scalar_one()
+        if await start(conn, row, fields, now) != QUEUED:
+            result.drained += 1
 
 
 async def _enforce_sla(db: Database, now: dt.datetime, batch: int, result: SweepResult) -> None:

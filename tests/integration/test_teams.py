@@ -506,3 +506,36 @@ def test_routing_audit_lists_offers_and_excluded_agents(team):
 
     r = team.client.get(f"/v1/leads/{lead_id}/routing", headers=a.headers)
     assert r.status_code == 403  # operators only
+
+
+def test_routers_assigning_at_once_never_exceed_a_cap_or_give_a_lead_two_owners(team):
+    """Eight routers (threads with their own loop and pool, like worker processes) route eight
+    leads at once to a round-robin team of two agents who may hold two open leads each."""
+    team.configure(strategy="round_robin")
+    agents = [team.agent(concurrent_cap=2) for _ in range(2)]
+    leads = [team.post_lead() for _ in range(THREADS)]
+    barrier = threading.Barrier(THREADS)
+    results: list[Any] = [None] * THREADS
+
+    def worker(i: int) -> None:
+        async def main() -> Any:
+            db = Database(team.exchange.settings)
+            try:
+                await db.ping()
+                barrier.wait()
+                return await routing.route_lead(db, leads[i], None)
+            finally:
+                await db.dispose()
+
+        results[i] = asyncio.run(main())
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+
+    owners = Counter(team.routing(lead)["agent_id"] for lead in leads)
+    queued = owners.pop(None, 0)
+    assert sorted(owners.values()) == [2, 2] and queued == THREADS - 4, owners
+    assert {p["open_leads"] for p in (team.profile(a) for a in agents)} == {2}
