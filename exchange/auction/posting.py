@@ -327,10 +327,12 @@ async def _walk(
         )
     # Only now, with the walk stored, may a worker pick up the deliveries left to retry.
     await walking.enqueue_retries(memo)
-    if status == LEAD_UNSOLD and not lead_in.test:
+    if not lead_in.test:
         from exchange.teams import routing as team_routing  # teams import the auction
 
-        await team_routing.hand_over(ctx.db, [lead_id])  # to an internal team, if one takes it
+        # To an internal team: the one that bought it in the auction, or (unsold) the one
+        # routed for its vertical and source, if any.
+        await team_routing.hand_over(ctx.db, [lead_id])
     return intake.Accepted(status_code=201, body=response, replayed=False)
 
 

@@ -17,7 +17,8 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exchange.auction.context import LEAD_UNSOLD
+from exchange.auction.context import LEAD_SOLD, LEAD_UNSOLD
+from exchange.auth.parties import PartyKind
 from exchange.errors import ApiError, not_found
 from exchange.ids import new_id
 from exchange.ledger.sql import dialect_insert
@@ -25,6 +26,8 @@ from exchange.store.db import Database, retrying
 from exchange.store.tables import (
     lead_owners,
     leads,
+    parties,
+    sales,
     team_routes,
 )
 from exchange.teams import parallel, reasons, round_robin, sequential, store
@@ -125,7 +128,26 @@ async def route_for(conn: AsyncConnection, lead_id: uuid.UUID) -> tuple[Any, uui
     """The lead and its team: the route for its (vertical, source), else the vertical's
     catch-all; None when no team takes it (or it is not an unsold real lead)."""
     lead = (await conn.execute(sa.select(leads).where(leads.c.id == lead_id))).first()
-    if lead is None or lead.status != LEAD_UNSOLD or lead.test:
+    if lead is None or lead.test:
+        return None
+    if lead.status == LEAD_SOLD:
+        # A team that bought the lead in the auction (its campaign's internal value won) works
+        # it: the lead goes to that team, whatever the routes say.
+        team_id = (
+            await conn.execute(
+                sa.select(sales.c.buyer_id)
+                .join(parties, parties.c.id == sales.c.buyer_id)
+                .where(
+                    sales.c.lead_id == lead_id,
+                    sales.c.status == "delivered",
+                    parties.c.kind == PartyKind.TEAM.value,
+                )
+                .order_by(sales.c.created_at)
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        return (lead, team_id) if team_id is not None else None
+    if lead.status != LEAD_UNSOLD:
         return None
     rows = (
         await conn.execute(

@@ -539,3 +539,22 @@ def test_routers_assigning_at_once_never_exceed_a_cap_or_give_a_lead_two_owners(
     queued = owners.pop(None, 0)
     assert sorted(owners.values()) == [2, 2] and queued == THREADS - 4, owners
     assert {p["open_leads"] for p in (team.profile(a) for a in agents)} == {2}
+
+
+def test_a_team_that_buys_in_the_auction_works_the_lead(team):
+    """An internal team bids like a buyer (its campaign's fixed price is its internal value per
+    lead, on its own tier); a lead it wins is sold to it and handed to its agents."""
+    team.configure(strategy="round_robin")
+    agent = team.agent()
+    r = team.client.put(f"/v1/buyers/{team.team.id}/account", json={"credit_limit_minor": 1_000_000}, headers=team.op)
+    assert r.status_code == 200, r.text
+    campaign = {"name": "in-house solar", "vertical": "solar", "price_mode": "fixed", "fixed_price_minor": 500, "tier": 2}
+    r = team.client.post("/v1/campaigns", json=campaign, headers=team.team.headers)
+    assert r.status_code == 201, r.text
+    body = solar_lead(phone="212-555-0190", email="inhouse@example.com")
+    out = decode(team.client.post("/v1/leads", json=body, headers=team.supplier.headers))
+    assert (out["status"], out["payout_minor"]) == ("sold", 400)
+    lead_id = uuid.UUID(out["lead_id"])
+    owned = team.route(lead_id)
+    assert owned.status == "owned" and owned.agent_id == agent.id
+    assert team.routing(lead_id)["agent_id"] == str(agent.id)
