@@ -12,8 +12,6 @@ from typing import Any
 
 from exchange.settings import Settings, SettingsError, load_settings
 
-DEMO_SUPPLIER_NAME = "Demo supplier"
-
 
 def _db(settings: Settings):  # type: ignore[no-untyped-def]
     from exchange.store.db import Database

@@ -20,7 +20,7 @@ from exchange.matching.caps import Cap
 from exchange.matching.filters import Filter
 from exchange.matching.schedule import Schedule
 from exchange.store.db import Database
-from exchange.store.tables import buyer_accounts, campaigns, supplier_terms, verticals
+from exchange.store.tables import buyer_accounts, campaigns, parties, supplier_terms, verticals
 
 
 class BuyerTerms(msgspec.Struct, frozen=True):
@@ -35,6 +35,7 @@ class VerticalMarket(msgspec.Struct, frozen=True):
     rules: dict[str, CampaignRules]
     endpoints: dict[str, Any]  # campaign id -> BuyerEndpoints JSON (or None)
     buyers: dict[str, BuyerTerms]
+    teams: frozenset[str]  # buyers that are internal teams: a lead they buy goes to their agents
     margin: Any | None  # the vertical's MarginRule as stored
     auction_mode: str
     currency: str
@@ -132,6 +133,16 @@ class Market:
                     sa.select(buyer_accounts).where(buyer_accounts.c.buyer_id.in_(buyer_ids))
                 ):
                     terms[str(b.buyer_id)] = BuyerTerms(b.margin, b.penalty_bps)
+            teams = frozenset(
+                str(p)
+                for p in (
+                    await conn.execute(
+                        sa.select(parties.c.id).where(
+                            parties.c.id.in_(buyer_ids), parties.c.kind == "team"
+                        )
+                    )
+                ).scalars()
+            ) if buyer_ids else frozenset()  # fmt: skip
         rules = {str(row.id): campaign_rules(row, slug) for row in rows}
         return VerticalMarket(
             vertical_id=vertical_id,
@@ -140,6 +151,7 @@ class Market:
             rules=rules,
             endpoints={str(row.id): row.endpoints for row in rows},
             buyers=terms,
+            teams=teams,
             margin=vertical.margin,
             auction_mode=vertical.auction_mode,
             currency=vertical.currency,

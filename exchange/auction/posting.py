@@ -77,14 +77,14 @@ def _denormalize(spec: Any, value: Any) -> Any:
     return value
 
 
-def _merge_with_ping(vertical: vertical_store.Vertical, ping_fields: Mapping[str, Any], post_fields: Mapping[str, Any]) -> tuple[dict[str, Any], list[FieldProblem]]:
+def _merge_with_ping(vertical: vertical_store.Vertical, ping_fields: Mapping[str, Any], post_fields: Mapping[str, Any]) -> dict[str, Any]:
     """Post fields over ping fields; a ping field may be omitted on the post but not changed."""
     by_name = {spec.name: spec for spec in vertical.fields}
     merged = dict(post_fields)
     for name, value in ping_fields.items():
         if name not in merged and name in by_name:
             merged[name] = _denormalize(by_name[name], value)
-    return merged, []
+    return merged
 
 
 def _contradictions(ping_fields: Mapping[str, Any], lead: ValidLead) -> list[FieldProblem]:
@@ -137,7 +137,7 @@ async def post(
         raise _conflict("ping_expired", f"this ping expired at {ping_row.expires_at.isoformat()}")
 
     vertical, market = await _vertical_and_market(ctx, slug)
-    merged, _ = _merge_with_ping(vertical, ping_row.fields, data.fields)
+    merged = _merge_with_ping(vertical, ping_row.fields, data.fields)
     meta = (ping_row.offer or {}).get("meta", {})
     lead_in = LeadIn(
         vertical=slug,
@@ -327,11 +327,12 @@ async def _walk(
         )
     # Only now, with the walk stored, may a worker pick up the deliveries left to retry.
     await walking.enqueue_retries(memo)
-    if not lead_in.test:
+    bought_by_team = any(s.buyer_id in market.teams for s in sold)
+    if not lead_in.test and (status == LEAD_UNSOLD or bought_by_team):
         from exchange.teams import routing as team_routing  # teams import the auction
 
         # To an internal team: the one that bought it in the auction, or (unsold) the one
-        # routed for its vertical and source, if any.
+        # routed for its vertical and source, if any. Other sold leads cost nothing here.
         await team_routing.hand_over(ctx.db, [lead_id])
     return intake.Accepted(status_code=201, body=response, replayed=False)
 

@@ -133,17 +133,22 @@ async def _step(
     return PostOutcome.ERROR
 
 
-async def enqueue_retries(memo: Memo) -> None:
-    """Hand deliveries left pending to the workers (the sweeper re-sends any that get lost)."""
+def schedule_delivery(sale_id: str, at: dt.datetime) -> None:
+    """Ask a worker for the delivery's next attempt at ``at``. A message lost here (or in the
+    broker) loses nothing: the outbox row is the truth and the sweeper re-sends it."""
     from exchange.worker import actors
 
-    now = dt.datetime.now(dt.timezone.utc)
+    delay_ms = max(0, int((at - dt.datetime.now(dt.timezone.utc)).total_seconds() * 1000))
+    try:
+        actors.deliver_sale.send_with_options(args=(sale_id,), delay=delay_ms)
+    except Exception:
+        log.warning("could not enqueue a delivery; the sweeper will", exc_info=True)
+
+
+async def enqueue_retries(memo: Memo) -> None:
+    """Hand deliveries left pending to the workers."""
     for sale_id, due in memo.pending.items():
-        delay_ms = max(0, int((dt.datetime.fromisoformat(due) - now).total_seconds() * 1000))
-        try:
-            actors.deliver_sale.send_with_options(args=(sale_id,), delay=delay_ms)
-        except Exception:  # the outbox row is the truth: the sweeper will find it
-            log.warning("could not enqueue a delivery; the sweeper will", exc_info=True)
+        schedule_delivery(sale_id, dt.datetime.fromisoformat(due))
 
 
 async def after_delivery(ctx: Context, sale_id: uuid.UUID) -> selling.Attempted:

@@ -34,6 +34,18 @@ TEAMS_MAX_RETRIES = 3
 TEAMS_TIME_LIMIT_MS = 60_000
 
 
+def _maintenance_actor(broker: dramatiq.Broker, fn, name: str) -> dramatiq.Actor:  # type: ignore[no-untyped-def]
+    """Housekeeping: idempotent, cheap, re-enqueued on a timer, so few retries and a short limit."""
+    return dramatiq.actor(
+        fn,
+        actor_name=name,
+        queue_name=MAINTENANCE_QUEUE,
+        broker=broker,
+        max_retries=MAINTENANCE_MAX_RETRIES,
+        time_limit=MAINTENANCE_TIME_LIMIT_MS,
+    )
+
+
 def declare(broker: dramatiq.Broker) -> None:
     global purge_expired, expire_pings, deliver_sale, sweep_deliveries, route_to_team, sweep_offers
 
@@ -44,10 +56,7 @@ def declare(broker: dramatiq.Broker) -> None:
 
         result = await walking.after_delivery(runtime.auction_context(), uuid.UUID(sale_id))
         if result.outcome == "retry" and result.retry_at is not None:
-            import datetime as dt
-
-            delay_ms = max(0, int((result.retry_at - dt.datetime.now(dt.timezone.utc)).total_seconds() * 1000))
-            deliver_sale.send_with_options(args=(sale_id,), delay=delay_ms)
+            walking.schedule_delivery(sale_id, result.retry_at)
         log.info("delivery attempt", extra={"sale_id": sale_id, "outcome": result.outcome})
 
     deliver_sale = dramatiq.actor(
@@ -78,14 +87,7 @@ def declare(broker: dramatiq.Broker) -> None:
         stuck_after = dt.timedelta(seconds=runtime.settings().lead_stuck_after_s)
         await walking.settle_stuck_leads(runtime.auction_context(), older_than=stuck_after)
 
-    sweep_deliveries = dramatiq.actor(
-        _sweep_deliveries,
-        actor_name="sweep_deliveries",
-        queue_name=MAINTENANCE_QUEUE,
-        broker=broker,
-        max_retries=MAINTENANCE_MAX_RETRIES,
-        time_limit=MAINTENANCE_TIME_LIMIT_MS,
-    )
+    sweep_deliveries = _maintenance_actor(broker, _sweep_deliveries, "sweep_deliveries")
 
     async def _expire_pings() -> None:
         from exchange.auction.service import expire_pings as expire
@@ -94,27 +96,13 @@ def declare(broker: dramatiq.Broker) -> None:
         if closed:
             log.info("expired pings", extra={"closed": closed})
 
-    expire_pings = dramatiq.actor(
-        _expire_pings,
-        actor_name="expire_pings",
-        queue_name=MAINTENANCE_QUEUE,
-        broker=broker,
-        max_retries=MAINTENANCE_MAX_RETRIES,
-        time_limit=MAINTENANCE_TIME_LIMIT_MS,
-    )
+    expire_pings = _maintenance_actor(broker, _expire_pings, "expire_pings")
 
     async def _purge_expired() -> None:
         counts = await maintenance.purge_expired(runtime.db(), runtime.settings())
         log.info("purged expired rows", extra={"counts": counts})
 
-    purge_expired = dramatiq.actor(
-        _purge_expired,
-        actor_name="purge_expired",
-        queue_name=MAINTENANCE_QUEUE,
-        broker=broker,
-        max_retries=MAINTENANCE_MAX_RETRIES,
-        time_limit=MAINTENANCE_TIME_LIMIT_MS,
-    )
+    purge_expired = _maintenance_actor(broker, _purge_expired, "purge_expired")
 
     async def _route_to_team(lead_id: str) -> None:
         """An unsold lead to its team (idempotent: a routed lead is left as it is)."""
@@ -143,11 +131,4 @@ def declare(broker: dramatiq.Broker) -> None:
         if result.expired or result.drained or result.too_old or result.reassigned:
             log.info("swept team offers", extra={"result": str(result)})
 
-    sweep_offers = dramatiq.actor(
-        _sweep_offers,
-        actor_name="sweep_offers",
-        queue_name=MAINTENANCE_QUEUE,
-        broker=broker,
-        max_retries=MAINTENANCE_MAX_RETRIES,
-        time_limit=MAINTENANCE_TIME_LIMIT_MS,
-    )
+    sweep_offers = _maintenance_actor(broker, _sweep_offers, "sweep_offers")
