@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, NamedTuple, Self, TypeVar
 
 import httpx
 import msgspec
@@ -26,11 +26,17 @@ from buyers_sdk.models import (
     BuyerAccount,
     Campaign,
     CampaignIn,
+    KeyIn,
+    KeyInfo,
+    NewKey,
     Page,
+    Party,
     Purchase,
     Return,
     ReturnIn,
+    SigningSecret,
     TraceView,
+    Vertical,
 )
 
 T = TypeVar("T")
@@ -40,6 +46,44 @@ Id = uuid.UUID | str
 CampaignBody = CampaignIn | Mapping[str, Any]
 
 _encode = msgspec.json.Encoder().encode
+
+
+class Route(NamedTuple):
+    """A client method's HTTP call: method, path (as the OpenAPI document writes it), the type
+    of the answer (``str``: text, e.g. CSV) and of the JSON body sent, if any."""
+
+    method: str
+    path: str
+    answer: Any
+    body: Any = None
+
+
+# Every client method and the route it calls (tests/sdk/test_contract.py checks each one against
+# the exchange's OpenAPI document: the path, the method, the answer's and the body's schema).
+ROUTES: dict[str, Route] = {
+    "me": Route("GET", "/v1/me", Party),
+    "list_keys": Route("GET", "/v1/keys", list[KeyInfo]),
+    "issue_key": Route("POST", "/v1/keys", NewKey, KeyIn),
+    "revoke_key": Route("DELETE", "/v1/keys/{key_id}", KeyInfo),
+    "list_verticals": Route("GET", "/v1/verticals", list[Vertical]),
+    "get_vertical": Route("GET", "/v1/verticals/{slug}", Vertical),
+    "list_campaigns": Route("GET", "/v1/campaigns", Page[Campaign]),
+    "get_campaign": Route("GET", "/v1/campaigns/{campaign_id}", Campaign),
+    "create_campaign": Route("POST", "/v1/campaigns", Campaign, CampaignIn),
+    "replace_campaign": Route("PUT", "/v1/campaigns/{campaign_id}", Campaign, CampaignIn),
+    "pause_campaign": Route("POST", "/v1/campaigns/{campaign_id}/pause", Campaign),
+    "resume_campaign": Route("POST", "/v1/campaigns/{campaign_id}/resume", Campaign),
+    "account": Route("GET", "/v1/account", BuyerAccount),
+    "signing_secret": Route("GET", "/v1/account/signing-secret", SigningSecret),
+    "ledger_balance": Route("GET", "/v1/ledger/me/balance", list[AccountBalance]),
+    "statement_csv": Route("GET", "/v1/ledger/me/statement.csv", str),
+    "list_purchases": Route("GET", "/v1/purchases", Page[Purchase]),
+    "lead_trace": Route("GET", "/v1/leads/{lead_id}/trace", TraceView),
+    "ping_trace": Route("GET", "/v1/pings/{ping_id}/trace", TraceView),
+    "file_return": Route("POST", "/v1/returns", Return, ReturnIn),
+    "list_returns": Route("GET", "/v1/returns", Page[Return]),
+    "get_return": Route("GET", "/v1/returns/{return_id}", Return),
+}
 
 
 class _Call(msgspec.Struct, Generic[T], frozen=True):
@@ -52,6 +96,14 @@ class _Call(msgspec.Struct, Generic[T], frozen=True):
     body: Any = None
 
 
+def _call(
+    name: str, *, params: dict[str, str] | None = None, body: Any = None, **path: Any
+) -> _Call:
+    route = ROUTES[name]
+    url = route.path.format(**{k: str(v) for k, v in path.items()})
+    return _Call(route.method, url, route.answer, params, body)
+
+
 def _params(**values: Any) -> dict[str, str]:
     return {k: str(v) for k, v in values.items() if v is not None}
 
@@ -60,78 +112,102 @@ def _campaign_body(data: CampaignBody) -> Any:
     return data if isinstance(data, CampaignIn) else dict(data)
 
 
+def _uuid(value: Id | None) -> uuid.UUID | None:
+    return uuid.UUID(str(value)) if value is not None else None
+
+
 class _Calls:
     """The API's calls for a buyer key, shared by both clients."""
 
     @staticmethod
+    def me() -> _Call:
+        return _call("me")
+
+    @staticmethod
+    def list_keys() -> _Call:
+        return _call("list_keys")
+
+    @staticmethod
+    def issue_key(name: str | None) -> _Call:
+        return _call("issue_key", body=KeyIn() if name is None else KeyIn(name=name))
+
+    @staticmethod
+    def revoke_key(key_id: Id) -> _Call:
+        return _call("revoke_key", key_id=key_id)
+
+    @staticmethod
+    def list_verticals() -> _Call:
+        return _call("list_verticals")
+
+    @staticmethod
+    def get_vertical(slug: str) -> _Call:
+        return _call("get_vertical", slug=slug)
+
+    @staticmethod
     def list_campaigns(vertical: str | None, limit: int | None, after: Id | None) -> _Call:
-        return _Call(
-            "GET",
-            "/v1/campaigns",
-            Page[Campaign],
-            _params(vertical=vertical, limit=limit, after=after),
-        )
+        params = _params(vertical=vertical, limit=limit, after=after)
+        return _call("list_campaigns", params=params)
 
     @staticmethod
     def get_campaign(campaign_id: Id) -> _Call:
-        return _Call("GET", f"/v1/campaigns/{campaign_id}", Campaign)
+        return _call("get_campaign", campaign_id=campaign_id)
 
     @staticmethod
     def create_campaign(data: CampaignBody) -> _Call:
-        return _Call("POST", "/v1/campaigns", Campaign, body=_campaign_body(data))
+        return _call("create_campaign", body=_campaign_body(data))
 
     @staticmethod
     def replace_campaign(campaign_id: Id, data: CampaignBody) -> _Call:
-        return _Call("PUT", f"/v1/campaigns/{campaign_id}", Campaign, body=_campaign_body(data))
+        body = _campaign_body(data)
+        return _call("replace_campaign", body=body, campaign_id=campaign_id)
 
     @staticmethod
     def set_active(campaign_id: Id, active: bool) -> _Call:
-        verb = "resume" if active else "pause"
-        return _Call("POST", f"/v1/campaigns/{campaign_id}/{verb}", Campaign)
+        name = "resume_campaign" if active else "pause_campaign"
+        return _call(name, campaign_id=campaign_id)
 
     @staticmethod
     def account() -> _Call:
-        return _Call("GET", "/v1/account", BuyerAccount)
+        return _call("account")
+
+    @staticmethod
+    def signing_secret() -> _Call:
+        return _call("signing_secret")
 
     @staticmethod
     def ledger_balance(period: str | None) -> _Call:
-        return _Call("GET", "/v1/ledger/me/balance", list[AccountBalance], _params(period=period))
+        return _call("ledger_balance", params=_params(period=period))
 
     @staticmethod
     def statement_csv(period: str) -> _Call:
-        return _Call("GET", "/v1/ledger/me/statement.csv", str, _params(period=period))
+        return _call("statement_csv", params=_params(period=period))
 
     @staticmethod
     def list_purchases(limit: int | None, after: Id | None) -> _Call:
-        return _Call("GET", "/v1/purchases", Page[Purchase], _params(limit=limit, after=after))
+        params = _params(limit=limit, after=after)
+        return _call("list_purchases", params=params)
 
     @staticmethod
     def lead_trace(lead_id: Id) -> _Call:
-        return _Call("GET", f"/v1/leads/{lead_id}/trace", TraceView)
+        return _call("lead_trace", lead_id=lead_id)
 
     @staticmethod
     def ping_trace(ping_id: Id) -> _Call:
-        return _Call("GET", f"/v1/pings/{ping_id}/trace", TraceView)
+        return _call("ping_trace", ping_id=ping_id)
 
     @staticmethod
     def file_return(reason: str, sale_id: Id | None, lead_id: Id | None, note: str | None) -> _Call:
-        body = ReturnIn(
-            reason=reason,
-            sale_id=uuid.UUID(str(sale_id)) if sale_id is not None else None,
-            lead_id=uuid.UUID(str(lead_id)) if lead_id is not None else None,
-            note=note,
-        )
-        return _Call("POST", "/v1/returns", Return, body=body)
+        body = ReturnIn(reason=reason, sale_id=_uuid(sale_id), lead_id=_uuid(lead_id), note=note)
+        return _call("file_return", body=body)
 
     @staticmethod
     def list_returns(status: str | None, limit: int | None, after: Id | None) -> _Call:
-        return _Call(
-            "GET", "/v1/returns", Page[Return], _params(status=status, limit=limit, after=after)
-        )
+        params = _params(status=status, limit=limit, after=after)
+        return _call("list_returns", params=params)
 
     @staticmethod
     def get_return(return_id: Id) -> _Call:
-        return _Call("GET", f"/v1/returns/{return_id}", Return)
+        return _call("get_return", return_id=return_id)
 
 
 def _request_kwargs(call: _Call) -> dict[str, Any]:
@@ -197,6 +273,32 @@ class ExchangeClient:
             raise TransportError(f"{call.method} {call.path}: {exc}") from exc
         return _read(call, response)
 
+    # --- who I am, keys, verticals -------------------------------------------------------------
+
+    def me(self) -> Party:
+        """The party this key belongs to."""
+        return self._do(_Calls.me())
+
+    def list_keys(self) -> list[KeyInfo]:
+        """Your API keys (prefixes only)."""
+        return self._do(_Calls.list_keys())
+
+    def issue_key(self, name: str | None = None) -> NewKey:
+        """A new key for your party; ``NewKey.key`` is the secret, shown this once.
+
+        Rotate: issue a new key, switch to it, then ``revoke_key`` the old one."""
+        return self._do(_Calls.issue_key(name))
+
+    def revoke_key(self, key_id: Id) -> KeyInfo:
+        return self._do(_Calls.revoke_key(key_id))
+
+    def list_verticals(self) -> list[Vertical]:
+        """Every vertical and its fields (what filters may test)."""
+        return self._do(_Calls.list_verticals())
+
+    def get_vertical(self, slug: str) -> Vertical:
+        return self._do(_Calls.get_vertical(slug))
+
     # --- campaigns -----------------------------------------------------------------------------
 
     def list_campaigns(
@@ -239,6 +341,10 @@ class ExchangeClient:
     def account(self) -> BuyerAccount:
         """Your balance, credit limit, spendable money, margin override and bid penalty."""
         return self._do(_Calls.account())
+
+    def signing_secret(self) -> SigningSecret:
+        """The secret that signs the exchange's pings and posts to you (``receiver.verify``)."""
+        return self._do(_Calls.signing_secret())
 
     def ledger_balance(self, period: str | None = None) -> list[AccountBalance]:
         """Your ledger account over a UTC month (``"2026-11"``), or all time."""
@@ -326,6 +432,24 @@ class AsyncExchangeClient:
             raise TransportError(f"{call.method} {call.path}: {exc}") from exc
         return _read(call, response)
 
+    async def me(self) -> Party:
+        return await self._do(_Calls.me())
+
+    async def list_keys(self) -> list[KeyInfo]:
+        return await self._do(_Calls.list_keys())
+
+    async def issue_key(self, name: str | None = None) -> NewKey:
+        return await self._do(_Calls.issue_key(name))
+
+    async def revoke_key(self, key_id: Id) -> KeyInfo:
+        return await self._do(_Calls.revoke_key(key_id))
+
+    async def list_verticals(self) -> list[Vertical]:
+        return await self._do(_Calls.list_verticals())
+
+    async def get_vertical(self, slug: str) -> Vertical:
+        return await self._do(_Calls.get_vertical(slug))
+
     async def list_campaigns(
         self, *, vertical: str | None = None, limit: int | None = None, after: Id | None = None
     ) -> Page[Campaign]:
@@ -360,6 +484,9 @@ class AsyncExchangeClient:
 
     async def account(self) -> BuyerAccount:
         return await self._do(_Calls.account())
+
+    async def signing_secret(self) -> SigningSecret:
+        return await self._do(_Calls.signing_secret())
 
     async def ledger_balance(self, period: str | None = None) -> list[AccountBalance]:
         return await self._do(_Calls.ledger_balance(period))

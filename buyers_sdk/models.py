@@ -19,6 +19,113 @@ import msgspec
 T = TypeVar("T")
 
 
+# --- enumerations ------------------------------------------------------------------------------
+# Answers carry them as plain strings (a value added later does not break an older SDK); these
+# are the values this SDK knows, checked against the API's by tests/sdk/test_contract.py.
+
+CAP_WINDOWS = ("hour", "day", "week", "month")
+PRICE_MODES = ("fixed", "live")
+RETURN_STATUSES = ("requested", "approved", "denied")
+HTTP_METHODS = ("POST", "PUT", "GET")
+BODY_FORMATS = ("json", "form")
+FIELD_FORMATS = (
+    "text", "phone", "email", "zip", "state", "date", "enum", "integer", "money", "boolean",
+)  # fmt: skip
+AUCTION_MODES = ("free_pick", "tiers")
+PARTY_KINDS = ("operator", "supplier", "buyer", "team", "agent", "finance")
+ACCOUNT_KINDS = ("buyer", "supplier", "revenue", "cash")
+SIDES = ("debit", "credit")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+Scalar = str | int | float | bool
+
+
+class _Tagged(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="kind"):
+    """A member of a union told apart by its ``kind``."""
+
+
+# --- filters (docs/campaigns.md): one of these Structs each, told apart by ``kind`` -----------
+
+
+class StatesIn(_Tagged, tag="states_in"):
+    """The lead's ``field`` (a US state code) is one of ``states``."""
+
+    field: str
+    states: list[str]
+
+
+class StatesNotIn(_Tagged, tag="states_not_in"):
+    field: str
+    states: list[str]
+
+
+class ZipIn(_Tagged, tag="zip_in"):
+    field: str
+    zips: list[str]
+
+
+class ZipPrefix(_Tagged, tag="zip_prefix"):
+    """The lead's zip starts with any of ``prefixes`` (1 to 5 digits)."""
+
+    field: str
+    prefixes: list[str]
+
+
+class ZipRadius(_Tagged, tag="zip_radius"):
+    """The lead's zip lies within ``miles`` of ``center`` (a 5-digit zip)."""
+
+    field: str
+    center: str
+    miles: float
+
+
+class NumberRange(_Tagged, tag="number_range"):
+    """An integer or money (minor units) field within [minimum, maximum]; either may be open."""
+
+    field: str
+    minimum: int | None = None
+    maximum: int | None = None
+
+
+class EnumIn(_Tagged, tag="enum_in"):
+    field: str
+    values: list[str]
+
+
+class EnumNotIn(_Tagged, tag="enum_not_in"):
+    field: str
+    values: list[str]
+
+
+class BooleanIs(_Tagged, tag="boolean_is"):
+    field: str
+    value: bool
+
+
+class AgeRange(_Tagged, tag="age"):
+    """Whole years since a date field; ``timezone`` None: the campaign's zone."""
+
+    field: str
+    min_years: int | None = None
+    max_years: int | None = None
+    timezone: str | None = None
+
+
+class Expression(_Tagged, tag="expression"):
+    """A custom condition, e.g. ``credit_score >= 650 and state != 'NY'``."""
+
+    expression: str
+
+
+Filter = (
+    StatesIn | StatesNotIn | ZipIn | ZipPrefix | ZipRadius | NumberRange | EnumIn | EnumNotIn
+    | BooleanIs | AgeRange | Expression
+)  # fmt: skip
+
+
+# --- schedule and caps ----------------------------------------------------------------------
+
+
 class Interval(msgspec.Struct, kw_only=True):
     """Local minutes of a day: ``start`` included, ``end`` excluded (540-1020 is 09:00-17:00)."""
 
@@ -36,7 +143,7 @@ class Schedule(msgspec.Struct, kw_only=True):
 class Cap(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A lead-count and/or spend limit per ``hour``, ``day``, ``week`` or ``month``."""
 
-    window: str
+    window: str  # CAP_WINDOWS
     max_count: int | None = None
     max_spend_minor: int | None = None
 
@@ -49,27 +156,137 @@ class ReturnPolicy(msgspec.Struct, kw_only=True):
     max_rate_bps: int = 0
 
 
+# --- endpoints (delivery config, docs/delivery.md) ------------------------------------------
+
+
+class NoAuth(_Tagged, tag="none"):
+    pass
+
+
+class BearerAuth(_Tagged, tag="bearer"):
+    token: str
+
+
+class BasicAuth(_Tagged, tag="basic"):
+    username: str
+    password: str
+
+
+class HeaderAuth(_Tagged, tag="header"):
+    """An API key in a header of your choosing (``X-Api-Key: ...``)."""
+
+    name: str
+    value: str
+
+
+Auth = NoAuth | BearerAuth | BasicAuth | HeaderAuth
+
+
+class FieldMap(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One key of the body sent to you: from a lead value (``source``) or a ``constant``."""
+
+    target: str
+    source: str | None = None
+    constant: Scalar | None = None
+    value_map: dict[str, Scalar] | None = None
+    required: bool = False
+    secret: bool = False  # the constant is a credential: masked (``"[redacted]"``) when shown
+
+
+class ResponseRules(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """How the exchange reads your answer; with nothing set any 2xx is a yes."""
+
+    success_path: str | None = None
+    success_values: list[Scalar] = []
+    success_regex: str | None = None
+    price_path: str | None = None
+    price_regex: str | None = None
+    reference_path: str | None = None
+    reason_path: str | None = None
+
+
+class EndpointConfig(_Tagged, tag="http"):
+    """Where and how the exchange sends a ping or post; secrets read ``"[redacted]"`` when
+    shown, and sent back unchanged they keep the stored ones."""
+
+    url: str
+    method: str = "POST"  # HTTP_METHODS
+    body: str = "json"  # BODY_FORMATS; GET sends a form in the query string
+    mapping: list[FieldMap] = []  # empty: the exchange's native JSON body
+    headers: dict[str, str] = {}
+    auth: Auth = msgspec.field(default_factory=NoAuth)
+    timeout_ms: int | None = None
+    response: ResponseRules = msgspec.field(default_factory=ResponseRules)
+
+
+class BuyerEndpoints(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A campaign's endpoints; no ``ping``: the campaign bids its fixed price, unasked."""
+
+    post: EndpointConfig
+    ping: EndpointConfig | None = None
+
+
+# --- margins (set by operators; shown on your account and the verticals) --------------------
+
+
+class _Rule(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type"):
+    pass
+
+
+class FixedMargin(_Rule, tag="fixed"):
+    amount_minor: int
+
+
+class PercentMargin(_Rule, tag="percent"):
+    bps: int
+    min_margin_minor: int = 0
+
+
+class PriceBand(msgspec.Struct, kw_only=True):
+    """Bids up to ``up_to_minor`` (inclusive; None: and above) use ``rule``."""
+
+    up_to_minor: int | None
+    rule: FixedMargin | PercentMargin
+
+
+class BandedMargin(_Rule, tag="bands"):
+    bands: list[PriceBand]
+
+
+class FixedPayout(_Rule, tag="fixed_payout"):
+    amount_minor: int
+
+
+class RevenueShare(_Rule, tag="revenue_share"):
+    bps: int
+
+
+Margin = FixedMargin | PercentMargin | BandedMargin | FixedPayout | RevenueShare
+
+
+# --- campaigns ------------------------------------------------------------------------------
+
+
 class CampaignIn(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A campaign as you write it (create, and replace as a whole).
 
     Fields left at their default are not sent, so the exchange's own defaults apply.
-    ``filters`` and ``endpoints`` are the JSON shapes of docs/campaigns.md (see
-    ``buyers_sdk.receiver.endpoints`` for endpoints that answer with the receiver toolkit).
+    ``endpoints`` may also be the dict of ``buyers_sdk.receiver.endpoints``.
     """
 
     name: str
     vertical: str
     timezone: str | None = None
     active: bool = True
-    filters: list[dict[str, Any]] = []
+    filters: list[Filter] = []
     schedule: Schedule | None = None
     caps: list[Cap] = []
-    price_mode: str = "fixed"
+    price_mode: str = "fixed"  # PRICE_MODES
     fixed_price_minor: int | None = None
     floor_minor: int = 0
     max_sells: int = 1
     tier: int = 1
-    endpoints: dict[str, Any] | None = None
+    endpoints: BuyerEndpoints | None = None
     returns: ReturnPolicy | None = None
     buyer_id: uuid.UUID | None = None  # operators only
 
@@ -83,15 +300,15 @@ class Campaign(msgspec.Struct, kw_only=True):
     name: str
     timezone: str
     active: bool
-    filters: list[dict[str, Any]]
+    filters: list[Filter]
     schedule: Schedule | None
     caps: list[Cap]
-    price_mode: str
+    price_mode: str  # PRICE_MODES
     fixed_price_minor: int | None
     floor_minor: int
     max_sells: int
     tier: int
-    endpoints: dict[str, Any] | None
+    endpoints: BuyerEndpoints | None
     returns: ReturnPolicy
     version: int
     created_at: dt.datetime
@@ -114,7 +331,7 @@ class BuyerAccount(msgspec.Struct, kw_only=True):
     balance_minor: int  # prepaid money left; below zero: owed, down to -credit_limit_minor
     credit_limit_minor: int
     spendable_minor: int  # balance + credit - leads sold to you still being delivered
-    margin: dict[str, Any] | None
+    margin: Margin | None  # the operator's margin override for your sales, if any
     penalty_bps: int
     updated_at: dt.datetime | None
 
@@ -131,7 +348,7 @@ class Purchase(msgspec.Struct, kw_only=True):
     status: str  # delivered, or returned (refunded)
     returnable_until: dt.datetime | None  # None: the campaign takes no returns
     return_id: uuid.UUID | None
-    return_status: str | None
+    return_status: str | None  # RETURN_STATUSES
 
 
 class ReturnIn(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -157,7 +374,7 @@ class Return(msgspec.Struct, kw_only=True):
     currency: str
     reason: str
     note: str | None
-    status: str
+    status: str  # RETURN_STATUSES
     requested_at: dt.datetime
     decided_at: dt.datetime | None
     decided_by: uuid.UUID | None
@@ -207,10 +424,10 @@ class AccountBalance(msgspec.Struct, kw_only=True):
     """A ledger account over a period: opening, debits, credits, closing."""
 
     account: str
-    kind: str
+    kind: str  # ACCOUNT_KINDS
     party_id: uuid.UUID | None
     currency: str
-    normal_side: str
+    normal_side: str  # SIDES
     opening_minor: int
     debits_minor: int
     credits_minor: int
@@ -222,6 +439,90 @@ class Page(msgspec.Struct, Generic[T], kw_only=True):
 
     items: list[T]
     next_after: uuid.UUID | None = None
+
+
+class SigningSecret(msgspec.Struct, kw_only=True):
+    """The secret that signs the exchange's requests to your endpoints (``receiver.verify``)."""
+
+    secret: str
+    algorithm: str = "HMAC-SHA256"
+    signature_header: str = "X-Exchange-Signature"
+    timestamp_header: str = "X-Exchange-Timestamp"
+    delivery_id_header: str = "X-Exchange-Delivery-Id"
+    tolerance_s: int = 300
+
+
+class Party(msgspec.Struct, kw_only=True):
+    """Who a key belongs to (``GET /v1/me``)."""
+
+    id: uuid.UUID
+    kind: str  # PARTY_KINDS
+    name: str
+    timezone: str
+    currency: str
+    team_id: uuid.UUID | None
+    active: bool
+    created_at: dt.datetime
+
+
+class KeyIn(msgspec.Struct, kw_only=True, omit_defaults=True):
+    name: str = "default"
+
+
+class KeyInfo(msgspec.Struct, kw_only=True):
+    """One of your API keys: its prefix only, never the secret."""
+
+    id: uuid.UUID
+    party_id: uuid.UUID
+    prefix: str
+    name: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None = None
+
+
+class NewKey(msgspec.Struct, kw_only=True):
+    """A key just issued: ``key`` is the secret, shown this once."""
+
+    id: uuid.UUID
+    party_id: uuid.UUID
+    prefix: str
+    name: str
+    created_at: dt.datetime
+    key: str
+
+
+class FieldSpec(msgspec.Struct, kw_only=True):
+    """One field of a vertical: what filters and mappings may name."""
+
+    name: str
+    format: str  # FIELD_FORMATS
+    label: str = ""
+    required_on_ping: bool = False
+    required_on_post: bool = False
+    pii: bool = False  # never on a ping, never filterable
+    choices: list[str] | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+    max_length: int | None = None
+    description: str = ""
+
+
+class Vertical(msgspec.Struct, kw_only=True):
+    """A kind of lead (``solar``...) and its fields."""
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    description: str
+    currency: str
+    dedupe_window_days: int
+    fields: list[FieldSpec]
+    margin: Margin | None
+    auction_mode: str  # AUCTION_MODES
+    version: int
+    active: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
 
 
 class FieldProblem(msgspec.Struct, kw_only=True, frozen=True):
@@ -240,22 +541,57 @@ class ErrorResponse(msgspec.Struct, kw_only=True):
     error: ErrorBody
 
 
-# Response Structs and the OpenAPI component each one mirrors (the contract test reads this).
-RESPONSE_SCHEMAS: dict[type[msgspec.Struct], str] = {
+_FILTERS = (
+    StatesIn, StatesNotIn, ZipIn, ZipPrefix, ZipRadius, NumberRange, EnumIn, EnumNotIn,
+    BooleanIs, AgeRange, Expression,
+)  # fmt: skip
+_AUTHS = (NoAuth, BearerAuth, BasicAuth, HeaderAuth)
+_MARGINS = (FixedMargin, PercentMargin, PriceBand, BandedMargin, FixedPayout, RevenueShare)
+# Structs found in both answers and requests (a campaign's parts), checked both ways.
+_CAMPAIGN_PARTS = (
+    *_FILTERS, *_AUTHS, Interval, Schedule, Cap, ReturnPolicy, FieldMap, ResponseRules,
+    EndpointConfig, BuyerEndpoints,
+)  # fmt: skip
+
+# Response types and the OpenAPI component each one mirrors (the contract test reads this).
+RESPONSE_SCHEMAS: dict[Any, str] = {
+    **{struct: struct.__name__ for struct in (*_CAMPAIGN_PARTS, *_MARGINS)},
     Campaign: "Campaign",
-    Cap: "Cap",
-    Schedule: "Schedule",
-    Interval: "Interval",
-    ReturnPolicy: "ReturnPolicy",
+    Page[Campaign]: "CampaignPage",
     BuyerAccount: "BuyerAccount",
+    SigningSecret: "SigningSecret",
+    Party: "Party",
+    KeyInfo: "KeyInfo",
+    NewKey: "NewKey",
+    Purchase: "Purchase",
+    Page[Purchase]: "PurchasePage",
     Return: "Return",
+    Page[Return]: "ReturnPage",
     TraceView: "TraceView",
     Trace: "Trace",
     TraceEntry: "TraceEntry",
     AccountBalance: "AccountBalance",
+    Vertical: "Vertical",
+    FieldSpec: "FieldSpec",
 }
 # Request Structs and the OpenAPI component of the body they are sent as.
-REQUEST_SCHEMAS: dict[type[msgspec.Struct], str] = {
+REQUEST_SCHEMAS: dict[Any, str] = {
+    **{struct: struct.__name__ for struct in _CAMPAIGN_PARTS},
     CampaignIn: "CampaignIn",
     ReturnIn: "ReturnIn",
+    KeyIn: "KeyIn",
+}
+# The enumerations the SDK keeps as plain strings: the API's enum component (or
+# "Component.field" for one written in place) and the values the SDK knows.
+ENUMS: dict[str, tuple[str, ...]] = {
+    "CapWindow": CAP_WINDOWS,
+    "PriceMode": PRICE_MODES,
+    "ReturnStatus": RETURN_STATUSES,
+    "EndpointConfig.method": HTTP_METHODS,
+    "EndpointConfig.body": BODY_FORMATS,
+    "FieldFormat": FIELD_FORMATS,
+    "Mode": AUCTION_MODES,
+    "PartyKind": PARTY_KINDS,
+    "AccountKind": ACCOUNT_KINDS,
+    "Side": SIDES,
 }

@@ -25,14 +25,16 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
-from exchange import __version__, geo
+from exchange import __version__, geo, request_ids
 from exchange.api import ROUTES
+from exchange.api.metrics import metrics_endpoint
 from exchange.auction import service as auction_service
 from exchange.auction.market import Market
 from exchange.auth.middleware import API_KEY_HEADER, ApiKeyMiddleware
 from exchange.delivery import new_session
 from exchange.errors import ApiError, ErrorBody, ErrorResponse, FieldProblem
 from exchange.intake.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from exchange.metrics import HttpMetricsMiddleware
 from exchange.settings import Settings, load_settings
 from exchange.store.db import Database
 from exchange.worker.broker import setup_broker
@@ -57,6 +59,9 @@ _MSGSPEC_PATH = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", r
 
 
 def _error(status: int, body: ErrorBody, headers: dict[str, str] | None = None) -> Response:
+    request_id = request_ids.current()
+    if request_id is not None and body.request_id is None:
+        body = msgspec.structs.replace(body, request_id=request_id)
     return Response(
         ErrorResponse(error=body), status_code=status, media_type=MediaType.JSON, headers=headers
     )
@@ -163,6 +168,15 @@ async def _demo_traffic(settings: Settings) -> None:
     await demo.traffic(settings, base_url, key_path.read_text().strip())
 
 
+def _stop_worker(worker: dramatiq.Worker, grace_s: int) -> None:
+    """Stop the in-process worker: running actors finish (for up to ``grace_s``); messages it
+    had not started go back to the in-memory broker and die with the process. That loses no
+    work: each one is re-created from the database by a sweeper on the next start (deliveries
+    from the outbox by ``sweep_deliveries``, unrouted leads by ``sweep_offers``, leads left
+    mid-walk by the stuck-lead sweep) or is itself a timer's tick (housekeeping)."""
+    worker.stop(timeout=grace_s * 1000)
+
+
 def _limiter(settings: Settings) -> RateLimiter:
     """Across processes through Redis when there is one; in this process otherwise."""
     if settings.redis_url:
@@ -210,10 +224,12 @@ def create_app(settings: Settings | None = None, *, in_process_worker: bool = Tr
         try:
             yield
         finally:
+            # Runs after the server let requests in flight finish (EXCHANGE_SHUTDOWN_GRACE_S).
             for task in tasks:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if worker is not None:
-                worker.stop()
+                await asyncio.to_thread(_stop_worker, worker, settings.shutdown_grace_s)
             await http.close()
             await db.dispose()
 
@@ -240,10 +256,13 @@ def create_app(settings: Settings | None = None, *, in_process_worker: bool = Tr
         HTTPException: _http,
         Exception: _unexpected,
     }
-    return Litestar(
-        route_handlers=ROUTES,
+    app = Litestar(
+        route_handlers=[*ROUTES, metrics_endpoint] if settings.metrics_enabled else ROUTES,
         lifespan=[lifespan],
-        middleware=[DefineMiddleware(ApiKeyMiddleware, exclude=["^/health$", "^/schema"])],
+        middleware=[
+            HttpMetricsMiddleware,  # outermost: times authentication too
+            DefineMiddleware(ApiKeyMiddleware, exclude=["^/health$", "^/schema", "^/metrics$"]),
+        ],
         exception_handlers=handlers,
         openapi_config=openapi,
         request_max_body_size=settings.max_body_bytes,
@@ -252,3 +271,6 @@ def create_app(settings: Settings | None = None, *, in_process_worker: bool = Tr
         # datetime subclasses (freezegun's in tests) are not native to msgspec.
         type_encoders={dt.datetime: dt.datetime.isoformat},  # exchange.logs configures logging once per process
     )
+    # Around routing and the error handlers, not inside a route: 404s and 401s get an id too.
+    app.asgi_handler = request_ids.RequestIdMiddleware(app.asgi_handler)
+    return app

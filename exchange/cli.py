@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -69,7 +70,10 @@ def cmd_admin_key(settings: Settings, args: argparse.Namespace) -> int:
         return await issue_key(conn, party_id, args.name)
 
     key = _run_db(settings, work)
-    _print_key(key, "operator")
+    if args.export:
+        _print_exports(args.export, key.party_id, key.key)
+    else:
+        _print_key(key, "operator")
     return 0
 
 
@@ -89,6 +93,9 @@ def cmd_party_create(settings: Settings, args: argparse.Namespace) -> int:
         return party, await issue_key(conn, party.id, "default")
 
     party, key = _run_db(settings, work)
+    if args.export:
+        _print_exports(args.export, party.id, key.key)
+        return 0
     print(f"created {party.kind.value} {party.name!r}: {party.id}")
     _print_key(key, party.kind.value)
     return 0
@@ -126,16 +133,31 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.redis_url:
         print("  worker:    in-process (set EXCHANGE_REDIS_URL to use Redis and `exchange worker`)")
     workers = args.workers or settings.http_workers
+    if workers > 1 and settings.metrics_enabled:
+        # Each HTTP process writes its counters there; /metrics in any of them answers the sum.
+        from exchange import metrics
+
+        os.environ[metrics.MULTIPROC_ENV] = metrics.prepare_multiprocess_dir(settings.var_dir, "api", port)
+    # uvicorn catches SIGTERM, shuts down gracefully, then raises the signal again for the
+    # handler it found: make that an ordinary exit (status 0), not a death by signal.
+    signal.signal(signal.SIGTERM, _exit_quietly)
     uvicorn.run(
         "exchange.asgi:app",
         host=host,
         port=port,
         workers=workers if workers > 1 else None,
         log_level=settings.log_level.lower(),
-        access_log=False,
+        access_log=False,  # exchange.request_ids writes one with the request id and party
         log_config=None,  # keep exchange.logs' structured format
+        # On SIGTERM: stop accepting, let requests in flight finish for up to this long, then
+        # run the app's shutdown (maintenance timers, in-process worker).
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
     return 0
+
+
+def _exit_quietly(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -275,14 +297,100 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         str(args.processes),
         "--threads",
         str(args.threads),
+        # On SIGTERM each process stops fetching, re-queues what it prefetched, and lets the
+        # actors running finish for up to this long; a message still running then is re-queued
+        # by the other workers once this one's heartbeat is EXCHANGE_WORKER_HEARTBEAT_TIMEOUT_S old.
+        "--worker-shutdown-timeout",
+        str(settings.shutdown_grace_s * 1000),
     ]
+    if settings.worker_metrics_port:
+        # Every process writes its counters to files there; one forked process serves them all.
+        from exchange import metrics
+
+        os.environ[metrics.MULTIPROC_ENV] = metrics.prepare_multiprocess_dir(
+            settings.var_dir, "worker", settings.worker_metrics_port
+        )
+        argv += ["--fork-function", "exchange.metrics:serve_worker_metrics"]
     os.execv(sys.executable, argv)
     return 0  # pragma: no cover
+
+
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    from exchange.bench import runner
+
+    options = runner.Options(
+        quick=args.quick, duration_s=args.duration, scenarios=args.scenario or [],
+        api_processes=args.api_processes, workers=args.workers, concurrency=args.connections,
+        json_path=args.json, write_path=args.write, postgres_dsn=args.postgres_dsn,
+        redis_url=args.redis_url, keep=args.keep,
+    )  # fmt: skip
+    return runner.main(options)
+
+
+def _add_bench_command(sub: Any) -> None:
+    from exchange.bench import DEFAULT_POSTGRES_DSN, DEFAULT_REDIS_URL, SCENARIOS
+
+    bench = sub.add_parser(
+        "bench",
+        help="benchmark: start everything, drive load, print figures, check correctness",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""Measure the exchange on this machine (issue 7's targets).
+
+Starts everything itself: a fresh PostgreSQL database named bench_* (dropped afterwards) and a
+Redis db (flushed), migrations, verticals, buyers with money, campaigns and agents; buyer servers
+in their own process; `exchange serve` and `exchange worker` processes; bare baselines (one
+INSERT through a psycopg pool; a 10-way aiohttp fan-out) served with the same process count;
+and drives load from a separate load-generator process. Prints progress, a table of throughput
+and p50/p90/p99 latency per scenario, the targets met or missed, the ratios to the baselines,
+and correctness checks (every lead terminal, no cap exceeded, ledger balanced and reconciled,
+every sale delivered): exit status 1 when one is broken.
+
+scenarios:
+  post      direct posts to fixed-price campaigns, full path incl. delivery (and its drain)
+  ping      pings answered by 10 live-bid buyers (+ posts of 10% of the accepted), at max
+            rate and at half of it; exchange overhead = ping latency - slowest buyer's
+  deadline  one buyer never answers; pings at 200/s; p99 vs the auction deadline
+  matching  in-process: eligibility with reason codes among 10,000 campaigns
+  teams     round-robin among 100 agents; 50 simultaneous claims on one parallel lead
+  memory    an API process's RSS with 10,000 campaigns cached
+  scale     the post scenario with 1 API + 1 worker and with 2 + 2
+  embedded  the post scenario on the default (SQLite, in-process worker, no Redis)
+
+A full run writes docs/performance.md; --quick (every scenario briefly, under two minutes)
+writes nothing unless --write PATH says where.""",
+    )
+    bench.add_argument("--quick", action="store_true", help="every scenario briefly (figures only indicative)")
+    bench.add_argument("--duration", type=float, metavar="SECONDS", help="length of each measurement (default 30; 3 with --quick)")
+    bench.add_argument("--scenario", action="append", choices=SCENARIOS, metavar="NAME",
+                       help=f"run only this scenario (repeatable): {', '.join(SCENARIOS)}")
+    bench.add_argument("--api-processes", type=int, default=2, metavar="N", help="exchange serve processes (default 2)")
+    bench.add_argument("--workers", type=int, default=2, metavar="N", help="exchange worker processes (default 2)")
+    bench.add_argument("--connections", type=int, metavar="N", help="load-generator connections (default 64; 16 with --quick)")
+    bench.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    bench.add_argument("--write", metavar="PATH", help="write the Markdown report here (default: docs/performance.md on a full run)")
+    bench.add_argument("--postgres-dsn", default=DEFAULT_POSTGRES_DSN, help="an admin connection to create bench_* databases")
+    bench.add_argument("--redis-url", default=DEFAULT_REDIS_URL, help="a Redis db the benchmark may flush")
+    bench.add_argument("--keep", action="store_true", help="keep the bench database and the processes' logs afterwards (to inspect them)")
+    bench.set_defaults(func=cmd_bench)
 
 
 def _print_key(key: Any, kind: str) -> None:
     print(f"{kind} key {key.prefix} ({key.name}); shown once, store it now:")
     print(f"  {key.key}")
+
+
+def _export_name(value: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[A-Z][A-Z0-9_]*", value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not an upper-case shell variable prefix, e.g. BUYER")
+    return value
+
+
+def _print_exports(prefix: str, party_id: Any, key: str) -> None:
+    """Shell lines for `eval "$(exchange ... --export BUYER)"`: BUYER_ID and BUYER_KEY."""
+    print(f"export {prefix}_ID={party_id}")
+    print(f"export {prefix}_KEY={key}")
 
 
 def _safe_url(url: str) -> str:
@@ -440,6 +548,8 @@ def build_parser() -> argparse.ArgumentParser:
     create_key = admin_sub.add_parser("create-key", help="create an operator key (first run)")
     create_key.add_argument("--name", default="admin")
     create_key.add_argument("--operator", default="Operator", help="operator name if none yet")
+    create_key.add_argument("--export", metavar="PREFIX", type=_export_name,
+                            help="print `export PREFIX_ID=... PREFIX_KEY=...` lines for eval, nothing else")
     create_key.set_defaults(func=cmd_admin_key)
 
     party = sub.add_parser("party", help="parties (suppliers, buyers, teams, agents, finance)")
@@ -449,6 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
     pcreate.add_argument("--name", required=True)
     pcreate.add_argument("--timezone", default="UTC")
     pcreate.add_argument("--team-id", help="for agents: the team's id")
+    pcreate.add_argument("--export", metavar="PREFIX", type=_export_name,
+                         help="print `export PREFIX_ID=... PREFIX_KEY=...` lines for eval, nothing else")
     pcreate.set_defaults(func=cmd_party_create)
 
     key = sub.add_parser("key", help="API keys")
@@ -458,6 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.set_defaults(func=cmd_key_revoke)
 
     _add_ledger_commands(sub)
+    _add_bench_command(sub)
     return parser
 
 

@@ -4,7 +4,8 @@
                "fields": [{"path": "fields.phone", "reason": "not a phone number"}]}}
 
 ``code`` is a stable machine string; ``message`` is for people; ``fields`` names every failing
-input with its path and reason.
+input with its path and reason; ``request_id`` is the request's id (also in the ``X-Request-Id``
+response header), to quote when asking about it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class ErrorBody(msgspec.Struct, omit_defaults=True):
     message: str
     fields: list[FieldProblem] | None = None
     details: dict[str, Any] | None = None
+    request_id: str | None = None
 
 
 class ErrorResponse(msgspec.Struct):

@@ -2,10 +2,16 @@
 
 Extra fields given with ``extra={...}`` are kept. Keys that could carry secrets or PII are
 redacted before a record is written, whoever logged it.
+
+Every record logged while serving a request carries its ``request_id``; inside a worker, the
+``request_id`` of the request that enqueued the message (or the sweep that did), its
+``message_id`` and ``actor``. They come from the context variables below (set by
+``exchange.request_ids`` and ``exchange.worker.request_ids``) through ``ContextFilter``.
 """
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import logging
 import sys
@@ -26,6 +32,23 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | 
     "message", "asctime", "color_message", "taskName",
 }  # fmt: skip
 _encode = msgspec.json.Encoder(enc_hook=str).encode
+
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+message_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("message_id", default=None)
+actor: contextvars.ContextVar[str | None] = contextvars.ContextVar("actor", default=None)
+_CONTEXT = (("request_id", request_id), ("message_id", message_id), ("actor", actor))
+
+
+class ContextFilter(logging.Filter):
+    """Copy the request and message ids of the running context onto each record (never
+    overwriting a field the caller gave); records outside any request or message get none."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, var in _CONTEXT:
+            value = var.get()
+            if value is not None and not hasattr(record, name):
+                setattr(record, name, value)
+        return True
 
 
 def redact(value: Any) -> Any:
@@ -71,6 +94,7 @@ def configure_logging(settings: Settings) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter("%(asctime)s %(levelname)-5s %(name)s: %(message)s"))
+    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())

@@ -81,6 +81,22 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # enforce the first-contact SLA (exchange.teams.sweeper.sweep); 0 turns it off.
     offer_sweep_interval_s: int = 5
 
+    # Shutdown. On SIGTERM `exchange serve` stops accepting connections and lets requests in
+    # flight finish for up to this long, then stops its maintenance timers and in-process worker
+    # (which lets running actors finish for up to this long too); `exchange worker` stops
+    # fetching and lets running actors finish for up to this long. Keep it below the platform's
+    # kill deadline (Kubernetes terminationGracePeriodSeconds, compose stop_grace_period).
+    shutdown_grace_s: int = 30
+    # A worker process silent this long is dead: other workers re-queue the messages it had
+    # taken and not acknowledged. Above the longest actor run (60 s), or a busy worker's
+    # messages would run twice (harmless, every actor is idempotent, but wasted).
+    worker_heartbeat_timeout_s: int = 90
+
+    # Prometheus metrics: /metrics on the API; `exchange worker` serves its processes' metrics
+    # on this port (bound to `host`; 0 turns it off).
+    metrics_enabled: bool = True
+    worker_metrics_port: int = 0
+
     # Logging.
     log_level: str = "INFO"
     log_json: bool = False
@@ -156,7 +172,8 @@ def _check(settings: Settings) -> None:
         raise SettingsError(
             f"{ENV_PREFIX}DATABASE_URL must be sqlite:///path or postgresql://..., got {url!r}"
         )
-    for name in ("max_body_bytes", "page_size_max", "page_size_default", "text_max_chars"):
+    for name in ("max_body_bytes", "page_size_max", "page_size_default", "text_max_chars",
+                 "worker_heartbeat_timeout_s", "shutdown_grace_s"):  # fmt: skip
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be positive")
     if settings.page_size_default > settings.page_size_max:

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import uuid
 
+import msgspec
 from litestar import Controller, Request, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from exchange import campaigns
-from exchange.api.common import Page, db_of, forget_market, page_limit, settings_of
+from exchange.api.common import db_of, forget_market, page_limit, settings_of
 from exchange.auth.middleware import allow
 from exchange.auth.parties import PartyKind, Principal
 from exchange.campaigns import Campaign, CampaignIn
 from exchange.errors import FieldProblem, forbidden, not_found, validation_error
+
+
+class CampaignPage(msgspec.Struct, kw_only=True):
+    """A page of campaigns, oldest first; pass ``next_after`` as ``after`` for the next page."""
+
+    items: list[Campaign]
+    next_after: uuid.UUID | None = None
 
 
 def _owner(principal: Principal, buyer_id: uuid.UUID | None) -> uuid.UUID:
@@ -56,7 +64,7 @@ class CampaignController(Controller):
         vertical: FromQuery[str | None] = None,
         limit: FromQuery[int | None] = None,
         after: FromQuery[uuid.UUID | None] = None,
-    ) -> Page:
+    ) -> CampaignPage:
         principal: Principal = request.user
         if not principal.is_operator:
             if buyer_id is not None and buyer_id != principal.party_id:
@@ -67,7 +75,7 @@ class CampaignController(Controller):
             items = await campaigns.list_campaigns(
                 conn, buyer_id=buyer_id, vertical=vertical, limit=size, after=after
             )
-        return Page(items=items, next_after=items[-1].id if len(items) == size else None)
+        return CampaignPage(items=items, next_after=items[-1].id if len(items) == size else None)
 
     @get("/{campaign_id:uuid}", summary="One campaign (endpoint secrets redacted)")
     async def show(self, request: Request, campaign_id: FromPath[uuid.UUID]) -> Campaign:

@@ -6,18 +6,33 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import msgspec
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from exchange import returns
-from exchange.api.common import Page, db_of, page_limit, settings_of
+from exchange.api.common import db_of, page_limit, settings_of
 from exchange.auth.middleware import allow
 from exchange.auth.parties import PartyKind, Principal
 from exchange.errors import forbidden, not_found
-from exchange.returns import DecisionIn, Return, ReturnIn, ReturnStatus
+from exchange.returns import DecisionIn, Purchase, Return, ReturnIn, ReturnStatus
 
 BUYERS = (PartyKind.BUYER, PartyKind.TEAM)
 SEES_ALL = frozenset({PartyKind.FINANCE, PartyKind.OPERATOR})
+
+
+class ReturnPage(msgspec.Struct, kw_only=True):
+    """A page of returns, oldest first; pass ``next_after`` as ``after`` for the next page."""
+
+    items: list[Return]
+    next_after: uuid.UUID | None = None
+
+
+class PurchasePage(msgspec.Struct, kw_only=True):
+    """A page of purchases, oldest first; pass ``next_after`` as ``after`` for the next page."""
+
+    items: list[Purchase]
+    next_after: uuid.UUID | None = None
 
 
 def _now() -> dt.datetime:
@@ -53,14 +68,14 @@ class ReturnController(Controller):
         buyer_id: FromQuery[uuid.UUID | None] = None,
         limit: FromQuery[int | None] = None,
         after: FromQuery[uuid.UUID | None] = None,
-    ) -> Page:
+    ) -> ReturnPage:
         whose = _whose(request.user, buyer_id)
         size = page_limit(settings_of(request), limit)
         async with db_of(request).read() as conn:
             items = await returns.list_returns(
                 conn, buyer_id=whose, status=status, limit=size, after=after
             )
-        return Page(items=items, next_after=items[-1].id if len(items) == size else None)
+        return ReturnPage(items=items, next_after=items[-1].id if len(items) == size else None)
 
     @get("/{return_id:uuid}", guards=[allow(*BUYERS, PartyKind.FINANCE)], summary="One return")
     async def show(self, request: Request, return_id: FromPath[uuid.UUID]) -> Return:
@@ -128,9 +143,10 @@ class PurchaseController(Controller):
         buyer_id: FromQuery[uuid.UUID | None] = None,
         limit: FromQuery[int | None] = None,
         after: FromQuery[uuid.UUID | None] = None,
-    ) -> Page:
+    ) -> PurchasePage:
         whose = _whose(request.user, buyer_id)
         size = page_limit(settings_of(request), limit)
         async with db_of(request).read() as conn:
             items = await returns.list_purchases(conn, buyer_id=whose, limit=size, after=after)
-        return Page(items=items, next_after=items[-1].sale_id if len(items) == size else None)
+        next_after = items[-1].sale_id if len(items) == size else None
+        return PurchasePage(items=items, next_after=next_after)

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from exchange import caps as cap_store
-from exchange import reasons
+from exchange import metrics, reasons
 from exchange.auction import funds
 from exchange.auction.context import NO_MARGIN, Context, _supplier_terms, _windows, signing_secret
 from exchange.auction.margin import MarginRule, resolve_margin
@@ -71,6 +71,7 @@ async def _run_auction(
 
     answers = await _collect_bids(ctx, market, eligible, fields, ping_id=ping_id, test=test)
     bids: list[Bid] = []
+    bid_count = 0
     for campaign in eligible:
         entry = entries[campaign.campaign_id]
         answer = answers.get(campaign.campaign_id)
@@ -85,6 +86,7 @@ async def _run_auction(
         else:
             amount = campaign.fixed_price_minor or 0
         entry.bid_minor = amount
+        bid_count += 1
         state = states.get(campaign.buyer_id, funds.BuyerState(0, None))
         if amount > state.spendable_minor:
             entry.reason = reasons.INSUFFICIENT_BALANCE
@@ -110,6 +112,8 @@ async def _run_auction(
             )
         )
 
+    if bid_count and ctx.http is not None:  # a dry run (explain) is not an auction
+        metrics.BIDS.labels(market.slug).inc(bid_count)
     mode = terms.auction_mode or Mode(market.auction_mode)
     vertical_margin = msgspec.convert(market.margin, MarginRule) if market.margin else NO_MARGIN
 
@@ -172,6 +176,7 @@ async def _collect_bids(
     )
     calls = []
     configs = {}
+    buyers = {c.campaign_id: c.buyer_id for c in live}
     answers: dict[str, _Answer] = {}
     for campaign in live:
         endpoints = _endpoints(market, campaign.campaign_id)
@@ -179,6 +184,7 @@ async def _collect_bids(
             answers[campaign.campaign_id] = _Answer(
                 reason=reasons.PING_ERROR, price_minor=0, latency_ms=0, detail="no ping endpoint"
             )
+            metrics.ping_answered(campaign.buyer_id, "error", None)
             continue
         try:
             request = delivery.build_request(
@@ -193,6 +199,7 @@ async def _collect_bids(
             answers[campaign.campaign_id] = _Answer(
                 reason=reasons.PING_ERROR, price_minor=0, latency_ms=0, detail=str(exc)[:200]
             )
+            metrics.ping_answered(campaign.buyer_id, "error", None)
             continue
         configs[campaign.campaign_id] = endpoints.ping
         calls.append((campaign.campaign_id, request, endpoints.ping.timeout_for("ping")))
@@ -203,6 +210,7 @@ async def _collect_bids(
         if reason is None and price is None:
             # A live bid must carry its price; a "yes" without one is unreadable, not a bid.
             reason = reasons.PING_ERROR
+        metrics.ping_answered(buyers[campaign_id], _PING_OUTCOMES[reason], verdict.latency_ms)
         answers[campaign_id] = _Answer(
             reason=reason,
             price_minor=price or 0,
@@ -210,6 +218,14 @@ async def _collect_bids(
             detail=verdict.detail or None,
         )
     return answers
+
+
+_PING_OUTCOMES = {
+    None: "bid",
+    reasons.PING_REJECTED: "rejected",
+    reasons.PING_ERROR: "error",
+    reasons.PING_TIMEOUT: "timeout",
+}
 
 
 def _endpoints(market: VerticalMarket, campaign_id: str) -> Any:

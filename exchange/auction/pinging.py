@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange import caps as cap_store
+from exchange import metrics
 from exchange.auction.bidding import _Auction, _run_auction
 from exchange.auction.context import (
     PING_EXPIRED,
@@ -141,6 +142,7 @@ async def _hold_and_store_ping(
                 ],
             )
         await _write_trace(conn, ping_id, "ping", auction, now)
+    metrics.AUCTIONS.labels(market.slug, "unmatched" if offer is None else "offered").inc()
     if offer is None:
         return PingOut(
             status="rejected", ping_id=ping_id, payout_minor=0, currency=auction.currency,

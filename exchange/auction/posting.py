@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange import caps as cap_store
+from exchange import metrics
 from exchange.auction import walking
 from exchange.auction.bidding import _Auction
 from exchange.auction.context import (
@@ -169,7 +170,7 @@ async def post(
         return replayed.accepted
     return await _walk(
         ctx, market, supplier, ping_row, lead_id, ranked, promises, holds, result, lead_in, key, now,
-        unsold_reasons=unsold_reasons,
+        unsold_reasons=unsold_reasons, mode="direct" if direct else "post",
     )  # fmt: skip
 
 
@@ -281,6 +282,7 @@ async def _walk(
     now: dt.datetime,
     *,
     unsold_reasons: list[str] | None,
+    mode: str,
 ) -> intake.Accepted:
     overrides: dict[str, TraceEntry] = {}
     memo = walking.Memo(
@@ -325,6 +327,10 @@ async def _walk(
             .where(idempotency_keys.c.party_id == supplier.party_id, idempotency_keys.c.key == key)
             .values(status_code=201, response=response)
         )
+    if not lead_in.test:
+        metrics.LEADS.labels(market.slug, mode, status).inc()
+        if sold:
+            metrics.SALES.labels(market.slug, mode).inc(len(sold))
     # Only now, with the walk stored, may a worker pick up the deliveries left to retry.
     await walking.enqueue_retries(memo)
     bought_by_team = any(s.buyer_id in market.teams for s in sold)

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange import caps as cap_store
-from exchange import reasons
+from exchange import metrics, reasons
 from exchange.auction import funds
 from exchange.auction.context import Context, signing_secret
 from exchange.auction.fallback import PostOutcome
@@ -136,6 +136,7 @@ async def settle_accepted(
     # the sale began (refusing would make the books lie; the sale began within the buyer's money).
     await post_entry(conn, entry, now=now, allow_overdraft_for={ledger_accounts.buyer(row.buyer_id)})
     await funds.mark_won(conn, str(row.buyer_id), now)
+    metrics.sale_charged(row.currency, row.price_minor, row.payout_minor)
     return True
 
 
@@ -210,6 +211,14 @@ async def _facts(conn: AsyncConnection, sale_id: uuid.UUID) -> _SaleFacts | None
 
 async def deliver(ctx: Context, sale_id: uuid.UUID, *, holds: list[cap_store.Hold]) -> Attempted:
     """One delivery attempt: claim it, post the lead, settle or schedule the retry."""
+    buyer: list[str] = []  # _deliver puts the sale's buyer here once it knows it
+    attempted = await _deliver(ctx, sale_id, holds, buyer)
+    if buyer and attempted.outcome != "busy":
+        metrics.delivery_attempted(buyer[0], attempted.outcome, attempted.latency_ms)
+    return attempted
+
+
+async def _deliver(ctx: Context, sale_id: uuid.UUID, holds: list[cap_store.Hold], buyer: list[str]) -> Attempted:
     from exchange import delivery
 
     settings = ctx.settings
@@ -221,6 +230,7 @@ async def deliver(ctx: Context, sale_id: uuid.UUID, *, holds: list[cap_store.Hol
             return Attempted(outcome="busy")
         facts = await _facts(conn, sale_id)
     assert facts is not None
+    buyer.append(str(facts.buyer_id))
     endpoints = msgspec.convert(facts.endpoints, delivery.BuyerEndpoints) if facts.endpoints else None
     verdict = None
     http_status = None

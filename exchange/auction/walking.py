@@ -18,7 +18,7 @@ import msgspec
 import sqlalchemy as sa
 
 from exchange import caps as cap_store
-from exchange import reasons
+from exchange import metrics, reasons
 from exchange.auction import selling
 from exchange.auction.bidding import _endpoints
 from exchange.auction.context import LEAD_SOLD, LEAD_UNSOLD, Context
@@ -224,6 +224,7 @@ async def _walk_on(ctx: Context, lead_id: uuid.UUID, campaign_id: str, outcome: 
     memo.state = _reopen(memo.state, campaign_id, outcome)
     market = await ctx.market.get(row.slug)
     assert market is not None
+    tried = set(memo.sales)  # campaigns that had a sale before: not new sales of this walk
     done = await run(ctx, market, memo, lead_id, {}, dt.datetime.now(dt.timezone.utc))
     async with ctx.db.write() as conn:
         sold_campaigns = {s.campaign_id for s in done.sales}
@@ -236,6 +237,10 @@ async def _walk_on(ctx: Context, lead_id: uuid.UUID, campaign_id: str, outcome: 
             .where(leads.c.id == lead_id)
             .values(status=status, walk=msgspec.to_builtins(memo) if memo.pending else None)
         )
+    metrics.LEADS.labels(row.slug, "resumed", status).inc()
+    new_sales = sum(1 for s in done.sales if s.campaign_id not in tried)
+    if new_sales:
+        metrics.SALES.labels(row.slug, "resumed").inc(new_sales)
     await enqueue_retries(memo)
     if status == LEAD_UNSOLD:
         from exchange.teams import routing as team_routing  # teams import the auction

@@ -13,7 +13,7 @@ from exchange.auth.parties import PartyKind, Principal, authenticate
 from exchange.errors import forbidden
 
 API_KEY_HEADER = "X-API-Key"
-PUBLIC_PATHS = {"/health", "/schema"}
+PUBLIC_PATHS = {"/health", "/schema", "/metrics"}
 
 
 def key_from(connection: ASGIConnection) -> str | None:

@@ -17,6 +17,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from exchange import metrics
 from exchange.auction.context import LEAD_SOLD, LEAD_UNSOLD
 from exchange.auth.parties import PartyKind
 from exchange.errors import ApiError, not_found
@@ -273,6 +274,7 @@ async def own(
         conn, lead_id, now, status=OWNED, agent_id=agent_id, owned_since=now, reason=None,
         first_contact_at=None,
     )  # fmt: skip
+    metrics.TEAM_ASSIGNMENTS.labels("assigned").inc()
     log.info("lead owned", extra={"lead_id": str(lead_id), "agent_id": str(agent_id)})
 
 

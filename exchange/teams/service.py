@@ -26,6 +26,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from exchange import metrics
 from exchange.auth.parties import PartyKind, Principal, check_timezone, get_party
 from exchange.errors import ApiError, FieldProblem, forbidden, not_found
 from exchange.ids import new_id
@@ -349,6 +350,7 @@ async def take_offer(
         )  # fmt: skip
         if taken.rowcount != 1:
             raise conflict(reasons.ALREADY_CLAIMED, await store.owner_row(conn, offer.lead_id))
+        metrics.TEAM_ASSIGNMENTS.labels("claimed").inc()
         # Raising below rolls the ownership back with the rest of the transaction.
         if not await store.close_offer(conn, offer.id, OfferStatus.ACCEPTED, now):
             raise conflict(reasons.OFFER_NOT_PENDING, row)

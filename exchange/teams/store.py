@@ -15,6 +15,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from exchange import metrics
 from exchange.auth.parties import PartyKind
 from exchange.matching.schedule import Schedule
 from exchange.store.tables import agent_profiles, lead_owners, offers, parties, team_configs
@@ -262,6 +263,7 @@ async def lead_offers(conn: AsyncConnection, lead_id: uuid.UUID) -> list[Any]:
 async def insert_offer(
     conn: AsyncConnection, offer: Offer, team_id: uuid.UUID, offer_id: uuid.UUID
 ) -> None:
+    metrics.TEAM_OFFERS.labels(str(team_id), offer.mode.value).inc()
     await conn.execute(
         offers.insert().values(
             id=offer_id,

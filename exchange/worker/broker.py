@@ -17,6 +17,7 @@ from dramatiq.middleware import Middleware
 from dramatiq.middleware.asyncio import AsyncIO
 
 from exchange.settings import Settings
+from exchange.worker.request_ids import RequestIds
 
 REDIS_NAMESPACE = "exchange"
 _lock = threading.Lock()
@@ -39,10 +40,17 @@ def setup_broker(settings: Settings) -> dramatiq.Broker:
             return _configured
         broker: dramatiq.Broker
         if settings.redis_url:
-            broker = RedisBroker(url=settings.redis_url, namespace=REDIS_NAMESPACE)
+            # A worker that died (or was killed past its grace period) leaves its unacked
+            # messages to be re-queued by the others once its heartbeat is this old.
+            broker = RedisBroker(
+                url=settings.redis_url,
+                namespace=REDIS_NAMESPACE,
+                heartbeat_timeout=settings.worker_heartbeat_timeout_s * 1000,
+            )
         else:
             broker = StubBroker()
             broker.emit_after("process_boot")
+        broker.add_middleware(RequestIds())
         broker.add_middleware(AsyncIO())
         # After AsyncIO: "after" hooks run in reverse order, so ours runs while its loop lives.
         broker.add_middleware(CloseRuntime())

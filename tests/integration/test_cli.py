@@ -79,3 +79,14 @@ def test_cli_errors_are_readable(sqlite_settings):
         env=dict(os.environ, EXCHANGE_DATABASE_URL="mysql://x"), capture_output=True, text=True,
     )
     assert env_bad.returncode == 2 and "EXCHANGE_DATABASE_URL" in env_bad.stderr
+
+
+def test_export_prints_shell_lines_for_eval(sqlite_settings):
+    assert cli(sqlite_settings, "migrate").returncode == 0
+    made = cli(sqlite_settings, "party", "create", "--kind", "buyer", "--name", "Sunny", "--export", "BUYER")
+    assert made.returncode == 0, made.stderr
+    assert re.fullmatch(r"export BUYER_ID=[0-9a-f-]{36}\nexport BUYER_KEY=lx_\S+\n", made.stdout)
+    admin = cli(sqlite_settings, "admin", "create-key", "--export", "OPERATOR")
+    assert re.fullmatch(r"export OPERATOR_ID=[0-9a-f-]{36}\nexport OPERATOR_KEY=lx_\S+\n", admin.stdout)
+    refused = cli(sqlite_settings, "party", "create", "--kind", "buyer", "--name", "x", "--export", "buyer; rm")
+    assert refused.returncode == 2 and "shell variable prefix" in refused.stderr

@@ -1,5 +1,6 @@
-"""The real exchange app served by uvicorn on 127.0.0.1 (an ephemeral port) over SQLite, so the
-SDK's sync and async clients talk to it over real sockets, exactly as an advertiser would."""
+"""The real exchange app served by uvicorn on 127.0.0.1 (an ephemeral port) over SQLite (and,
+with ``live_backend_exchange``, PostgreSQL too), so the SDK's sync and async clients talk to it
+over real sockets, exactly as an advertiser would."""
 
 from __future__ import annotations
 
@@ -60,14 +61,7 @@ class LiveExchange(Exchange):
     base_url: str
 
 
-@pytest.fixture
-def live_exchange(sqlite_template: Path, tmp_path: Path) -> Iterator[LiveExchange]:
-    path = tmp_path / "exchange.db"
-    shutil.copy(sqlite_template, path)
-    settings = load_settings(
-        env={}, database_url=f"sqlite:///{path}", secret_key=TEST_SECRET,
-        var_dir=str(tmp_path / "var"), campaign_cache_ttl_ms=0,
-    )  # fmt: skip
+def _serve(settings) -> Iterator[LiveExchange]:  # type: ignore[no-untyped-def]
     app = create_app(settings, in_process_worker=False)
     with LiveServer(app) as server:
         import httpx
@@ -78,3 +72,20 @@ def live_exchange(sqlite_template: Path, tmp_path: Path) -> Iterator[LiveExchang
             yield exchange
         finally:
             exchange.client.close()
+
+
+@pytest.fixture
+def live_exchange(sqlite_template: Path, tmp_path: Path) -> Iterator[LiveExchange]:
+    path = tmp_path / "exchange.db"
+    shutil.copy(sqlite_template, path)
+    settings = load_settings(
+        env={}, database_url=f"sqlite:///{path}", secret_key=TEST_SECRET,
+        var_dir=str(tmp_path / "var"), campaign_cache_ttl_ms=0,
+    )  # fmt: skip
+    yield from _serve(settings)
+
+
+@pytest.fixture
+def live_backend_exchange(backend) -> Iterator[LiveExchange]:  # type: ignore[no-untyped-def]
+    """The live exchange over each database of ``tests.conftest.backend``: SQLite, PostgreSQL."""
+    yield from _serve(backend)

@@ -1,10 +1,13 @@
-"""The SDK's clients against the real exchange, served by uvicorn over SQLite: campaigns,
-account, purchases, traces, returns and statements, and the errors with their field paths."""
+"""The SDK's clients against the real exchange, served by uvicorn: campaigns with typed filters,
+schedules, caps and endpoints, keys, verticals, account, purchases, traces (why a lead did or did
+not come), returns, balance and statements, and the errors with their codes and field paths.
+Every method of both clients runs over SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import inspect
 import os
 import subprocess
 import sys
@@ -16,24 +19,40 @@ import msgspec
 import pytest
 
 from buyers_sdk import (
+    AgeRange,
     ApiError,
     AsyncExchangeClient,
+    BearerAuth,
+    BooleanIs,
+    BuyerEndpoints,
     CampaignIn,
     Cap,
     Conflict,
+    EndpointConfig,
+    EnumIn,
     ExchangeClient,
+    Expression,
+    FieldMap,
     Forbidden,
+    HeaderAuth,
     Interval,
     NotFound,
+    NumberRange,
+    PercentMargin,
     Purchase,
     RateLimited,
+    ResponseRules,
     ReturnPolicy,
     Schedule,
     ServerError,
+    StatesIn,
     TransportError,
     Unauthorized,
     ValidationFailed,
+    ZipPrefix,
+    ZipRadius,
 )
+from buyers_sdk.client import ROUTES
 from exchange.auth.parties import PartyKind
 from tests.integration.test_intake_api import solar_lead
 from tests.market import fund
@@ -48,7 +67,7 @@ def returnable_campaign(**changes) -> CampaignIn:
         "name": "Solar CA, returnable",
         "vertical": "solar",
         "timezone": "America/Chicago",
-        "filters": [{"kind": "states_in", "field": "state", "states": ["CA", "TX"]}],
+        "filters": [StatesIn(field="state", states=["CA", "TX"])],
         "caps": [Cap(window="day", max_count=50), Cap(window="month", max_spend_minor=500_000)],
         "fixed_price_minor": PRICE,
         "returns": ReturnPolicy(window_days=7, reasons=REASONS),
@@ -57,8 +76,7 @@ def returnable_campaign(**changes) -> CampaignIn:
     return CampaignIn(**values)
 
 
-@pytest.fixture
-def market(live_exchange):
+def _market(live_exchange):  # type: ignore[no-untyped-def]
     live_exchange.seed_verticals()
     buyer = live_exchange.new_party(PartyKind.BUYER, "Buyer")
     other = live_exchange.new_party(PartyKind.BUYER, "Other")
@@ -66,6 +84,16 @@ def market(live_exchange):
     fund(live_exchange.settings, buyer.id, 100_000, credit_minor=5_000)
     with ExchangeClient(live_exchange.base_url, buyer.key, timeout_s=10) as client:
         yield live_exchange, client, buyer, other, supplier
+
+
+@pytest.fixture
+def market(live_exchange):  # type: ignore[no-untyped-def]
+    yield from _market(live_exchange)
+
+
+@pytest.fixture
+def market_on_each_database(live_backend_exchange):  # type: ignore[no-untyped-def]
+    yield from _market(live_backend_exchange)
 
 
 def sell(exchange, supplier, n: int = 0) -> str:
@@ -92,17 +120,76 @@ def test_the_sdk_imports_without_the_exchange():
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
+SCHEDULE = Schedule(
+    timezone="America/Chicago",
+    days={"mon": [Interval(start=540, end=1020)], "sat": [Interval(start=600, end=840)]},
+)
+FILTERS = [
+    StatesIn(field="state", states=["CA", "TX"]),
+    ZipPrefix(field="zip", prefixes=["94", "75"]),
+    ZipRadius(field="zip", center="94103", miles=50.0),
+    NumberRange(field="roof_age_years", maximum=20),
+    EnumIn(field="property_type", values=["single_family", "townhouse"]),
+    BooleanIs(field="homeowner", value=True),
+    NumberRange(field="monthly_electric_bill", minimum=5000),
+    Expression(expression="roof_age_years < 25"),
+]
+# Open every minute of every day: a campaign that must sell whatever the hour the suite runs.
+ALWAYS = Schedule(
+    timezone="America/Chicago",
+    days={day: [Interval(start=0, end=1440)] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+)
+CAPS = [Cap(window="day", max_count=50), Cap(window="month", max_spend_minor=500_000)]
+
+
+def live_endpoints() -> BuyerEndpoints:
+    """A live-bid campaign's endpoints: field mapping, auth, headers and response rules."""
+    return BuyerEndpoints(
+        post=EndpointConfig(
+            url="https://crm.example.com/leads?api_key=s3cret",
+            mapping=[
+                FieldMap(target="applicant.phone", source="phone", required=True),
+                FieldMap(target="applicant.state", source="state"),
+                FieldMap(target="owner", source="homeowner", value_map={"true": "Y", "false": "N"}),
+                FieldMap(target="vendor_key", constant="k-123", secret=True),
+            ],
+            headers={"X-Source": "exchange"},
+            auth=BearerAuth(token="tok-1"),
+            timeout_ms=5000,
+            response=ResponseRules(
+                success_path="status",
+                success_values=["accepted"],
+                reference_path="id",
+                reason_path="reason",
+            ),
+        ),  # fmt: skip
+        ping=EndpointConfig(
+            url="https://crm.example.com/ping",
+            auth=HeaderAuth(name="X-Api-Key", value="key-2"),
+            response=ResponseRules(success_path="status", success_values=["bid"], price_path="bid"),
+        ),
+    )
+
+
+def same_filters(left, right) -> bool:
+    """Filters equal but for the order of set-like lists (the exchange keeps them as sets)."""
+
+    def norm(f):  # type: ignore[no-untyped-def]
+        values = msgspec.structs.asdict(f)
+        return type(f), {k: sorted(v) if isinstance(v, list) else v for k, v in values.items()}
+
+    return [norm(f) for f in left] == [norm(f) for f in right]
+
+
 def test_campaigns_round_trip(market):
     _, client, buyer, _, _ = market
-    schedule = Schedule(timezone="America/Chicago", days={"mon": [Interval(start=540, end=1020)]})
-    created = client.create_campaign(returnable_campaign(schedule=schedule))
+    created = client.create_campaign(returnable_campaign(schedule=SCHEDULE, filters=FILTERS))
     assert (created.buyer_id, created.version, created.active) == (buyer.id, 1, True)
-    assert created.caps == [
-        Cap(window="day", max_count=50),
-        Cap(window="month", max_spend_minor=500_000),
-    ]
-    assert created.schedule == schedule and created.returns.reasons == REASONS
+    assert created.caps == CAPS
+    assert same_filters(created.filters, FILTERS) and isinstance(created.filters[0], StatesIn)
+    assert created.schedule == SCHEDULE and created.returns.reasons == REASONS
     assert created.price_mode == "fixed" and created.fixed_price_minor == PRICE
+    assert created.endpoints is None
     assert client.get_campaign(created.id) == created
     assert client.get_campaign(str(created.id)).name == created.name
 
@@ -116,14 +203,100 @@ def test_campaigns_round_trip(market):
     assert client.list_campaigns(vertical="no-such-vertical").items == []
 
     replaced = client.replace_campaign(
-        created.id, created.to_input(name="Renamed", floor_minor=100)
+        created.id, created.to_input(name="Renamed", floor_minor=100, caps=CAPS[:1])
     )
     assert (replaced.name, replaced.floor_minor, replaced.version) == ("Renamed", 100, 2)
-    assert replaced.caps == created.caps and replaced.schedule == schedule  # kept as read
+    assert replaced.caps == CAPS[:1] and replaced.schedule == SCHEDULE  # kept as read
+    assert same_filters(replaced.filters, FILTERS)
 
     paused = client.pause_campaign(created.id)
     assert (paused.active, paused.version) == (False, 2)
     assert client.resume_campaign(created.id).active is True
+
+
+def test_live_campaign_endpoints_are_typed_and_secrets_redacted(market):
+    _, client, _, _, _ = market
+    live = client.create_campaign(
+        CampaignIn(
+            name="Live", vertical="solar", price_mode="live", floor_minor=1000,
+            endpoints=live_endpoints(),
+        )
+    )  # fmt: skip
+    assert live.price_mode == "live" and live.endpoints is not None
+    post, ping = live.endpoints.post, live.endpoints.ping
+    assert isinstance(post, EndpointConfig) and ping is not None
+    assert (
+        post.url.startswith("https://crm.example.com/leads?api_key=") and "s3cret" not in post.url
+    )
+    assert post.auth == BearerAuth(token="[redacted]")
+    assert ping.auth == HeaderAuth(name="X-Api-Key", value="[redacted]")
+    assert post.headers == {"X-Source": "[redacted]"}
+    assert [m.target for m in post.mapping] == [
+        "applicant.phone", "applicant.state", "owner", "vendor_key",
+    ]  # fmt: skip
+    assert post.mapping[0].required and post.mapping[2].value_map == {"true": "Y", "false": "N"}
+    assert (post.mapping[3].constant, post.mapping[3].secret) == ("[redacted]", True)
+    assert post.response == live_endpoints().post.response and post.timeout_ms == 5000
+    assert (post.method, post.body) == ("POST", "json")
+
+    # Sent back as read, the redacted secrets keep the stored ones: the endpoints are unchanged.
+    again = client.replace_campaign(live.id, live.to_input(name="Live 2"))
+    assert (again.version, again.endpoints) == (2, live.endpoints)
+
+    with pytest.raises(ValidationFailed) as caught:
+        client.create_campaign(
+            CampaignIn(
+                name="No ping", vertical="solar", price_mode="live",
+                endpoints=BuyerEndpoints(post=live_endpoints().post),
+            )
+        )  # fmt: skip
+    assert caught.value.paths == ["endpoints.ping"]
+
+
+def test_me_keys_verticals_and_signing_secret(market):
+    exchange, client, buyer, _, _ = market
+    me = client.me()
+    assert (me.id, me.kind, me.name) == (buyer.id, "buyer", "Buyer")
+
+    verticals = client.list_verticals()
+    assert "solar" in {v.slug for v in verticals}
+    solar = client.get_vertical("solar")
+    fields = {f.name: f for f in solar.fields}
+    assert fields["phone"].pii and not fields["state"].pii
+    assert fields["property_type"].format == "enum" and "condo" in (
+        fields["property_type"].choices or []
+    )
+    with pytest.raises(NotFound):
+        client.get_vertical("no-such-vertical")
+
+    fund(exchange.settings, buyer.id, 0, margin={"type": "percent", "bps": 1500})
+    assert client.account().margin == PercentMargin(bps=1500)
+
+    secret = client.signing_secret()
+    assert secret.secret and secret.algorithm == "HMAC-SHA256"
+    assert secret.signature_header == "X-Exchange-Signature" and secret.tolerance_s == 300
+
+    # Rotation: issue a new key, use it, revoke the old one.
+    (old,) = client.list_keys()
+    new = client.issue_key("rotated")
+    assert (new.party_id, new.name) == (buyer.id, "rotated") and new.prefix in new.key
+    with ExchangeClient(exchange.base_url, new.key) as rotated:
+        assert rotated.me().id == buyer.id
+        revoked = rotated.revoke_key(old.id)
+        assert revoked.id == old.id and revoked.revoked_at is not None
+        assert {k.id: k.revoked_at is None for k in rotated.list_keys()} == {
+            old.id: False,
+            new.id: True,
+        }
+    with pytest.raises(Unauthorized) as refused:
+        client.me()  # the old key
+    assert refused.value.status == 401
+    with (
+        ExchangeClient(exchange.base_url, new.key) as rotated,
+        pytest.raises(ValidationFailed) as bad,
+    ):
+        rotated.issue_key("")
+    assert bad.value.fields
 
 
 def test_errors_are_typed_with_codes_and_field_paths(market):
@@ -132,14 +305,25 @@ def test_errors_are_typed_with_codes_and_field_paths(market):
         client.create_campaign(
             CampaignIn(
                 name="Bad", vertical="solar", timezone="Mars/Olympus_Mons",
-                filters=[{"kind": "boolean_is", "field": "colour", "value": True}],
+                filters=[
+                    BooleanIs(field="colour", value=True),
+                    AgeRange(field="state", min_years=18),
+                    StatesIn(field="state", states=["CA"]),
+                ],
             )
         )  # fmt: skip
     error = caught.value
     assert (error.status, error.code) == (422, "validation_failed")
-    assert {"timezone", "fixed_price_minor", "filters[0].field"} <= set(error.paths)
+    assert {"timezone", "fixed_price_minor", "filters[0].field", "filters[1].field"} <= set(
+        error.paths
+    ), error.paths
+    assert not any(p.startswith("filters[2]") for p in error.paths)
     assert "IANA" in (error.reason_for("timezone") or "")
     assert error.message and isinstance(error, ApiError)
+
+    with pytest.raises(ValidationFailed) as caught:  # refused by the decoder: still a path
+        client.create_campaign(returnable_campaign(caps=[Cap(window="day", max_count=-1)]))
+    assert caught.value.paths == ["caps[0].max_count"]
 
     # The example in docs/advertisers.md.
     with pytest.raises(ValidationFailed) as caught:
@@ -174,7 +358,7 @@ def test_errors_are_typed_with_codes_and_field_paths(market):
 
 
 def test_account_purchases_traces_returns_and_statement(market):
-    exchange, client, buyer, _, supplier = market
+    exchange, client, buyer, other, supplier = market
     account = client.account()
     assert (account.buyer_id, account.balance_minor, account.credit_limit_minor) == (
         buyer.id,
@@ -184,8 +368,24 @@ def test_account_purchases_traces_returns_and_statement(market):
     assert account.spendable_minor == 105_000
 
     campaign = client.create_campaign(returnable_campaign())
+    fund(exchange.settings, other.id, 100_000)
+    theirs = ExchangeClient(exchange.base_url, other.key)
+    new_roofs = theirs.create_campaign(
+        returnable_campaign(
+            name="New roofs", filters=[NumberRange(field="roof_age_years", maximum=5)]
+        )
+    )
     lead_id = sell(exchange, supplier)
     sell(exchange, supplier, 1)
+
+    # Why the other buyer did not get the lead (a 12-year-old roof): its campaign's filter.
+    why_not = theirs.lead_trace(lead_id)
+    assert why_not.reasons == ["filtered:roof_age_years"], why_not.reasons
+    (entry,) = why_not.by_campaign()[str(new_roofs.id)]
+    assert (entry.reason, entry.buyer_id, entry.bid_minor) == (
+        "filtered:roof_age_years", str(other.id), None,
+    )  # fmt: skip
+    theirs.close()
 
     assert client.account().balance_minor == 100_000 - 2 * PRICE
     purchases = client.list_purchases()
@@ -201,7 +401,7 @@ def test_account_purchases_traces_returns_and_statement(market):
         first.returnable_until is not None
         and next(iter(client.iter_purchases(page_size=1))) in purchases.items
     )
-    # Purchase has no OpenAPI component (pages are untyped), so check its keys here.
+    # The JSON carries exactly the Struct's fields (test_contract.py checks the schema too).
     raw = exchange.client.get("/v1/purchases", headers=buyer.headers).json()["items"][0]
     assert set(raw) == set(Purchase.__struct_fields__)
 
@@ -240,32 +440,83 @@ def test_account_purchases_traces_returns_and_statement(market):
     assert wrong.value.paths == ["query.period"]
 
 
-def test_the_async_client(market):
-    exchange, _, buyer, _, _ = market
+class Recorder:
+    """A client whose method calls are recorded by name (to prove every method ran)."""
 
-    async def main():
-        async with AsyncExchangeClient(exchange.base_url, buyer.key) as client:
-            created = await client.create_campaign(returnable_campaign())
-            assert (await client.get_campaign(created.id)).id == created.id
-            assert [c.id async for c in client.iter_campaigns()] == [created.id]
-            assert (await client.pause_campaign(created.id)).active is False
-            assert (await client.resume_campaign(created.id)).active is True
-            renamed = await client.replace_campaign(created.id, created.to_input(name="Async"))
-            assert renamed.version == 2
-            assert (await client.account()).balance_minor == 100_000
-            assert (await client.list_purchases()).items == []
-            assert [p async for p in client.iter_purchases()] == []
-            assert (await client.list_returns()).items == []
-            assert await client.ledger_balance()
-            assert await client.statement_csv(dt.datetime.now(dt.UTC).strftime("%Y-%m"))
-            with pytest.raises(NotFound):
-                await client.get_return(uuid.uuid4())
-            with pytest.raises(NotFound):
-                await client.lead_trace(uuid.uuid4())
-            with pytest.raises(NotFound):
-                await client.ping_trace(uuid.uuid4())
+    def __init__(self, client) -> None:  # type: ignore[no-untyped-def]
+        self.client, self.names = client, set()
 
-    asyncio.run(main())
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        self.names.add(name)
+        return getattr(self.client, name)
+
+
+async def done(value):  # type: ignore[no-untyped-def]
+    """The answer of a sync method, or of an async one's coroutine."""
+    return await value if inspect.isawaitable(value) else value
+
+
+async def collect(items) -> list:  # type: ignore[no-untyped-def]
+    if hasattr(items, "__aiter__"):
+        return [item async for item in items]
+    return list(items)
+
+
+async def every_method(exchange, client, buyer, supplier) -> None:  # type: ignore[no-untyped-def]
+    """The same buyer's day with the sync or the async client, every method once at least."""
+    assert (await done(client.me())).id == buyer.id
+    assert "solar" in {v.slug for v in await done(client.list_verticals())}
+    assert (await done(client.get_vertical("solar"))).slug == "solar"
+    assert (await done(client.signing_secret())).secret
+    assert (await done(client.account())).balance_minor == 100_000
+
+    created = await done(client.create_campaign(returnable_campaign(schedule=ALWAYS)))
+    assert await done(client.get_campaign(created.id)) == created
+    assert [c.id for c in (await done(client.list_campaigns())).items] == [created.id]
+    assert [c.id for c in await collect(client.iter_campaigns(page_size=1))] == [created.id]
+    renamed = await done(client.replace_campaign(created.id, created.to_input(name="Day")))
+    assert (renamed.name, renamed.version, renamed.schedule) == ("Day", 2, ALWAYS)
+    assert (await done(client.pause_campaign(created.id))).active is False
+    assert (await done(client.resume_campaign(created.id))).active is True
+
+    lead_id = sell(exchange, supplier)
+    (purchase,) = (await done(client.list_purchases())).items
+    assert isinstance(purchase, Purchase) and str(purchase.lead_id) == lead_id
+    assert await collect(client.iter_purchases()) == [purchase]
+    trace = await done(client.lead_trace(lead_id))
+    assert "sold" in trace.reasons and str(created.id) in trace.by_campaign()
+    with pytest.raises(NotFound):
+        await done(client.ping_trace(uuid.uuid4()))
+
+    filed = await done(client.file_return(REASONS[1], sale_id=purchase.sale_id))
+    assert await done(client.get_return(filed.id)) == filed
+    assert (await done(client.list_returns())).items == [filed]
+    balances = await done(client.ledger_balance(dt.datetime.now(dt.UTC).strftime("%Y-%m")))
+    assert (balances[0].normal_side, balances[0].closing_minor) == ("credit", 100_000 - PRICE)
+    statement = await done(client.statement_csv(dt.datetime.now(dt.UTC).strftime("%Y-%m")))
+    assert len(statement.splitlines()) >= 3
+
+    new = await done(client.issue_key("spare"))
+    assert new.id in {k.id for k in await done(client.list_keys())}
+    assert (await done(client.revoke_key(new.id))).revoked_at is not None
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_every_client_method_against_the_exchange(market_on_each_database, kind):
+    exchange, _, buyer, _, supplier = market_on_each_database
+
+    async def main() -> set[str]:
+        if kind == "sync":
+            with ExchangeClient(exchange.base_url, buyer.key) as plain:
+                recorder = Recorder(plain)
+                await every_method(exchange, recorder, buyer, supplier)
+        else:
+            async with AsyncExchangeClient(exchange.base_url, buyer.key) as concurrent:
+                recorder = Recorder(concurrent)
+                await every_method(exchange, recorder, buyer, supplier)
+        return recorder.names
+
+    assert sorted(set(ROUTES) - asyncio.run(main())) == []
 
 
 def test_rate_limits_and_unexpected_answers_are_typed():

@@ -89,3 +89,25 @@ def test_compose_file_is_accepted_by_compose_itself():
     )
     assert refused.returncode != 0
     assert "EXCHANGE_SECRET_KEY" in refused.stderr
+
+
+def test_kill_deadlines_leave_room_for_the_shutdown_grace():
+    """Kubernetes and compose kill a process this long after SIGTERM: it must outlast the
+    exchange's own grace (requests and actors in flight), plus the API's preStop pause."""
+    from exchange.settings import Settings
+
+    config = next(d for d in yaml.safe_load_all((DEPLOY / "k8s" / "config.yaml").read_text()) if d["kind"] == "ConfigMap")
+    grace_s = int(config["data"].get("EXCHANGE_SHUTDOWN_GRACE_S", Settings().shutdown_grace_s))
+    for name in ("api.yaml", "worker.yaml"):
+        deployment = next(d for d in yaml.safe_load_all((DEPLOY / "k8s" / name).read_text()) if d["kind"] == "Deployment")
+        pod = deployment["spec"]["template"]["spec"]
+        pre_stop_s = 0
+        for container in pod["containers"]:
+            argv = container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
+            if argv[:1] == ["sleep"]:
+                pre_stop_s = int(argv[1])
+        assert pod["terminationGracePeriodSeconds"] >= pre_stop_s + grace_s + 5, name
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    for service in ("api", "worker"):
+        period = compose["services"][service]["stop_grace_period"]
+        assert period.endswith("s") and int(period[:-1]) >= Settings().shutdown_grace_s + 5, service
