@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Self
 
+import msgspec
 import pytest
+import redis
 import uvicorn
 
 from exchange.app import create_app
@@ -86,6 +88,11 @@ def live_exchange(sqlite_template: Path, tmp_path: Path) -> Iterator[LiveExchang
 
 
 @pytest.fixture
-def live_backend_exchange(backend) -> Iterator[LiveExchange]:  # type: ignore[no-untyped-def]
-    """The live exchange over each database of ``tests.conftest.backend``: SQLite, PostgreSQL."""
+def live_backend_exchange(backend, request) -> Iterator[LiveExchange]:  # type: ignore[no-untyped-def]
+    """The live exchange over each database of ``tests.conftest.backend``: SQLite alone, and
+    PostgreSQL with Redis (broker and rate limits), the production pairing."""
+    if backend.database_url.startswith("postgresql"):
+        redis_url = request.getfixturevalue("redis_url")
+        redis.Redis.from_url(redis_url).flushdb()
+        backend = msgspec.structs.replace(backend, redis_url=redis_url)
     yield from _serve(backend)
