@@ -32,6 +32,7 @@ from buyers_sdk.models import (
     Page,
     Party,
     Purchase,
+    PurchaseDetail,
     Return,
     ReturnIn,
     SigningSecret,
@@ -78,6 +79,7 @@ ROUTES: dict[str, Route] = {
     "ledger_balance": Route("GET", "/v1/ledger/me/balance", list[AccountBalance]),
     "statement_csv": Route("GET", "/v1/ledger/me/statement.csv", str),
     "list_purchases": Route("GET", "/v1/purchases", Page[Purchase]),
+    "get_purchase": Route("GET", "/v1/purchases/{sale_id}", PurchaseDetail),
     "lead_trace": Route("GET", "/v1/leads/{lead_id}/trace", TraceView),
     "ping_trace": Route("GET", "/v1/pings/{ping_id}/trace", TraceView),
     "file_return": Route("POST", "/v1/returns", Return, ReturnIn),
@@ -186,6 +188,10 @@ class _Calls:
     def list_purchases(limit: int | None, after: Id | None) -> _Call:
         params = _params(limit=limit, after=after)
         return _call("list_purchases", params=params)
+
+    @staticmethod
+    def get_purchase(sale_id: Id) -> _Call:
+        return _call("get_purchase", sale_id=sale_id)
 
     @staticmethod
     def lead_trace(lead_id: Id) -> _Call:
@@ -371,6 +377,14 @@ class ExchangeClient:
                 return
             after = page.next_after
 
+    def get_purchase(self, sale_id: Id) -> PurchaseDetail:
+        """A lead you bought, with all its fields, PII included (``pii_purged`` once erased).
+
+        ``NotFound`` for a sale that is not yours; ``Conflict`` (``not_delivered``) for one
+        still being delivered, or rejected or failed.
+        """
+        return self._do(_Calls.get_purchase(sale_id))
+
     def lead_trace(self, lead_id: Id) -> TraceView:
         """Why a lead did or did not come to your campaigns (your campaigns' entries only)."""
         return self._do(_Calls.lead_trace(lead_id))
@@ -508,6 +522,9 @@ class AsyncExchangeClient:
             if page.next_after is None:
                 return
             after = page.next_after
+
+    async def get_purchase(self, sale_id: Id) -> PurchaseDetail:
+        return await self._do(_Calls.get_purchase(sale_id))
 
     async def lead_trace(self, lead_id: Id) -> TraceView:
         return await self._do(_Calls.lead_trace(lead_id))

@@ -6,8 +6,10 @@ The exchange answers every error in one shape::
                "fields": [{"path": "filters[0].field", "reason": "unknown field 'colour'"}]}}
 
 ``code`` is a stable machine string, ``message`` is for people, ``fields`` names each failing
-input with its path. Catch the subclass you can handle (``NotFound``, ``Conflict``...), or
-``ApiError`` for all of them; a failure to reach the exchange at all is ``TransportError``.
+input with its path, ``request_id`` is the request's id (the ``X-Request-Id`` header too):
+quote it to the exchange's support (``ApiError.request_id``). Catch the subclass you can
+handle (``NotFound``, ``Conflict``...), or ``ApiError`` for all of them; a failure to reach the
+exchange at all is ``TransportError``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class ApiError(ExchangeError):
         fields: list[FieldProblem] | None = None,
         details: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        request_id: str | None = None,
     ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
@@ -47,6 +50,9 @@ class ApiError(ExchangeError):
         self.fields = list(fields or [])
         self.details = details or {}
         self.headers = headers or {}
+        # The request's id, to quote when asking the exchange about this error: from the body,
+        # else the X-Request-Id header (None when neither says).
+        self.request_id = request_id or self.headers.get("x-request-id")
 
     @property
     def paths(self) -> list[str]:
@@ -120,11 +126,15 @@ def error_from_response(status: int, headers: dict[str, str], content: bytes) ->
     try:
         body = msgspec.json.decode(content, type=ErrorResponse).error
         code, message, fields, details = body.code, body.message, body.fields, body.details
+        request_id = body.request_id
     except (msgspec.DecodeError, msgspec.ValidationError):
         text = content.decode("utf-8", errors="replace").strip()[:500]
         code, message, fields, details = f"http_{status}", text or f"HTTP {status}", None, None
+        request_id = None
     cls = _BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
-    kwargs: dict[str, Any] = {"fields": fields, "details": details, "headers": headers}
+    kwargs: dict[str, Any] = {
+        "fields": fields, "details": details, "headers": headers, "request_id": request_id,
+    }  # fmt: skip
     if cls is RateLimited:
         kwargs["retry_after_s"] = _retry_after(headers)
     return cls(status, code, message, **kwargs)

@@ -26,6 +26,7 @@ T = TypeVar("T")
 CAP_WINDOWS = ("hour", "day", "week", "month")
 PRICE_MODES = ("fixed", "live")
 RETURN_STATUSES = ("requested", "approved", "denied")
+PII_STATES = ("included", "purged", "withheld")
 HTTP_METHODS = ("POST", "PUT", "GET")
 BODY_FORMATS = ("json", "form")
 FIELD_FORMATS = (
@@ -351,6 +352,33 @@ class Purchase(msgspec.Struct, kw_only=True):
     return_status: str | None  # RETURN_STATUSES
 
 
+class PurchaseDetail(msgspec.Struct, kw_only=True):
+    """One lead you bought, read back with every field (``GET /v1/purchases/{sale_id}``).
+
+    ``fields`` holds the lead as it was posted to you, PII included, while ``pii`` is
+    ``included``; once the exchange's retention purge erased the PII, ``pii`` is ``purged``,
+    ``pii_purged`` is True and ``fields`` keeps the non-PII fields only.
+    """
+
+    sale_id: uuid.UUID
+    lead_id: uuid.UUID
+    buyer_id: uuid.UUID
+    campaign_id: uuid.UUID
+    vertical: str
+    price_minor: int
+    currency: str
+    delivered_at: dt.datetime
+    status: str  # delivered, or returned (refunded)
+    returnable_until: dt.datetime | None  # None: the campaign takes no returns
+    return_id: uuid.UUID | None
+    return_status: str | None  # RETURN_STATUSES
+    reference: str | None  # your own id for the lead, from your answer to the post
+    fields: dict[str, Any]
+    consent: dict[str, Any] | None
+    pii: str  # PII_STATES
+    pii_purged: bool
+
+
 class ReturnIn(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A return you file: name the sale or the lead, and one of the campaign's reasons."""
 
@@ -535,6 +563,7 @@ class ErrorBody(msgspec.Struct, kw_only=True):
     message: str
     fields: list[FieldProblem] | None = None
     details: dict[str, Any] | None = None
+    request_id: str | None = None  # the request's id (also the X-Request-Id header): quote it
 
 
 class ErrorResponse(msgspec.Struct, kw_only=True):
@@ -565,6 +594,7 @@ RESPONSE_SCHEMAS: dict[Any, str] = {
     NewKey: "NewKey",
     Purchase: "Purchase",
     Page[Purchase]: "PurchasePage",
+    PurchaseDetail: "PurchaseDetail",
     Return: "Return",
     Page[Return]: "ReturnPage",
     TraceView: "TraceView",
@@ -587,6 +617,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "CapWindow": CAP_WINDOWS,
     "PriceMode": PRICE_MODES,
     "ReturnStatus": RETURN_STATUSES,
+    "PiiState": PII_STATES,
     "EndpointConfig.method": HTTP_METHODS,
     "EndpointConfig.body": BODY_FORMATS,
     "FieldFormat": FIELD_FORMATS,

@@ -332,7 +332,7 @@ def _add_bench_command(sub: Any) -> None:
 
     bench = sub.add_parser(
         "bench",
-        help="benchmark: start everything, drive load, print figures, check correctness",
+        help="measure it on this machine: start everything, drive load, check correctness",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""Measure the exchange on this machine (issue 7's targets).
 
@@ -358,18 +358,21 @@ scenarios:
 
 A full run writes docs/performance.md; --quick (every scenario briefly, under two minutes)
 writes nothing unless --write PATH says where.""",
+        epilog="example:\n  exchange bench --quick --scenario post",
     )
     bench.add_argument("--quick", action="store_true", help="every scenario briefly (figures only indicative)")
-    bench.add_argument("--duration", type=float, metavar="SECONDS", help="length of each measurement (default 30; 3 with --quick)")
+    bench.add_argument("--duration", type=float, metavar="SECONDS", help="length of each measurement (default: 30; 3 with --quick)")
     bench.add_argument("--scenario", action="append", choices=SCENARIOS, metavar="NAME",
                        help=f"run only this scenario (repeatable): {', '.join(SCENARIOS)}")
-    bench.add_argument("--api-processes", type=int, default=2, metavar="N", help="exchange serve processes (default 2)")
-    bench.add_argument("--workers", type=int, default=2, metavar="N", help="exchange worker processes (default 2)")
-    bench.add_argument("--connections", type=int, metavar="N", help="load-generator connections (default 64; 16 with --quick)")
+    bench.add_argument("--api-processes", type=int, default=2, metavar="N", help="exchange serve processes (default: 2)")
+    bench.add_argument("--workers", type=int, default=2, metavar="N", help="exchange worker processes (default: 2)")
+    bench.add_argument("--connections", type=int, metavar="N", help="load-generator connections (default: 64; 16 with --quick)")
     bench.add_argument("--json", metavar="PATH", help="write the results as JSON")
     bench.add_argument("--write", metavar="PATH", help="write the Markdown report here (default: docs/performance.md on a full run)")
-    bench.add_argument("--postgres-dsn", default=DEFAULT_POSTGRES_DSN, help="an admin connection to create bench_* databases")
-    bench.add_argument("--redis-url", default=DEFAULT_REDIS_URL, help="a Redis db the benchmark may flush")
+    bench.add_argument("--postgres-dsn", default=DEFAULT_POSTGRES_DSN, metavar="DSN",
+                       help="an admin connection that may create bench_* databases (default: %(default)s)")
+    bench.add_argument("--redis-url", default=DEFAULT_REDIS_URL, metavar="URL",
+                       help="a Redis db the benchmark may flush (default: %(default)s)")
     bench.add_argument("--keep", action="store_true", help="keep the bench database and the processes' logs afterwards (to inspect them)")
     bench.set_defaults(func=cmd_bench)
 
@@ -486,87 +489,204 @@ def cmd_ledger_close_period(settings: Settings, args: argparse.Namespace) -> int
     return 0
 
 
+def _command(sub: Any, name: str, summary: str, description: str, example: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help reads: its summary, what it does, and one example."""
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=f"{summary[0].upper()}{summary[1:]}.\n\n{description}",
+        epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _subcommands(parser: argparse.ArgumentParser, dest: str) -> Any:
+    return parser.add_subparsers(dest=dest, required=True, metavar="COMMAND", title="commands")
+
+
+EXPORT_HELP = "print only `export PREFIX_ID=... PREFIX_KEY=...` lines, for eval (PREFIX: upper case)"
+PERIOD = "YYYY-MM"
+
+
 def _add_ledger_commands(sub: Any) -> None:
-    ledger_parser = sub.add_parser("ledger", help="finance: trial balance, reconciliation, statements, periods")
-    ledger_sub = ledger_parser.add_subparsers(dest="ledger_command", required=True)
-    trial = ledger_sub.add_parser("trial-balance", help="balances per account; exit 1 unless debits equal credits")
-    trial.add_argument("--period", help="YYYY-MM: balances at its end (default: now)")
+    ledger_parser = _command(
+        sub, "ledger", "finance: trial balance, reconciliation, statements, period close",
+        "Read and close the double-entry ledger from the database named by EXCHANGE_DATABASE_URL.\n"
+        "Money is printed in minor units (cents).",
+        "exchange ledger reconcile --period 2026-06",
+    )  # fmt: skip
+    ledger_sub = _subcommands(ledger_parser, "ledger_command")
+    trial = _command(
+        ledger_sub, "trial-balance", "balances per account; exit status 1 unless debits equal credits",
+        "Sums every account's entries up to the end of a period (or now) and checks that the\n"
+        "debits equal the credits.",
+        "exchange ledger trial-balance --period 2026-06",
+    )  # fmt: skip
+    trial.add_argument("--period", metavar=PERIOD, help="balances at the end of this UTC month (default: now)")
     trial.set_defaults(func=cmd_ledger_trial_balance)
-    rec = ledger_sub.add_parser("reconcile", help="pair delivered sales with charges; exit 1 on any anomaly")
-    rec.add_argument("--period", help="YYYY-MM (default: all periods)")
+    rec = _command(
+        ledger_sub, "reconcile", "pair delivered sales with charges; exit status 1 on any anomaly",
+        "Pairs every delivered sale with exactly one charge and one payout (and a returned one\n"
+        "with its refund) and lists every anomaly. Run it from cron.",
+        "exchange ledger reconcile",
+    )  # fmt: skip
+    rec.add_argument("--period", metavar=PERIOD, help="only sales of this UTC month (default: all periods)")
     rec.set_defaults(func=cmd_ledger_reconcile)
-    statement = ledger_sub.add_parser("statement", help="a party's statement for a period, as CSV")
-    statement.add_argument("--party", required=True, help="the party's id")
-    statement.add_argument("--period", required=True, help="YYYY-MM")
-    statement.add_argument("--out", help="write to this file (default: standard output)")
+    statement = _command(
+        ledger_sub, "statement", "a party's statement for a month, as CSV",
+        "Every ledger line of one party's accounts in one UTC month, as CSV (amounts in minor\n"
+        "units).",
+        "exchange ledger statement --party 0191c3e2-... --period 2026-06 --out june.csv",
+    )  # fmt: skip
+    statement.add_argument("--party", required=True, metavar="PARTY_ID", help="the party's id (a UUID)")
+    statement.add_argument("--period", required=True, metavar=PERIOD, help="the UTC month")
+    statement.add_argument("--out", metavar="PATH", help="write the CSV to this file (default: standard output)")
     statement.set_defaults(func=cmd_ledger_statement)
-    close = ledger_sub.add_parser("close-period", help="lock a finished month against new entries")
-    close.add_argument("period", help="YYYY-MM")
+    close = _command(
+        ledger_sub, "close-period", "lock a finished month against new entries",
+        "Closes a finished UTC month: no entry may be posted into it afterwards (corrections go\n"
+        "into the open month).",
+        "exchange ledger close-period 2026-06",
+    )  # fmt: skip
+    close.add_argument("period", metavar=PERIOD, help="the UTC month to close; it must be over")
     close.set_defaults(func=cmd_ledger_close_period)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="exchange", description="The lead exchange.")
-    sub = parser.add_subparsers(dest="command", required=True)
+PARTY_KINDS = ["operator", "supplier", "buyer", "team", "agent", "finance"]
 
-    run = sub.add_parser("run", help="migrate, seed demo data and serve (what `make run` does)")
-    run.add_argument("--host")
-    run.add_argument("--port", type=int)
-    run.add_argument("--workers", type=int)
-    run.add_argument("--no-traffic", action="store_true", help="no simulated supplier traffic")
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="exchange",
+        description="The lead exchange: serve the API, run workers, and administer parties,\n"
+        "keys and the ledger. Settings come from EXCHANGE_* environment variables\n"
+        "(docs/settings.md).",
+        epilog="example:\n  exchange run    # migrate, seed a demo market and serve on :8000\n\n"
+        "`exchange COMMAND --help` describes each command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = _subcommands(parser, "command")
+
+    run = _command(
+        sub, "run", "migrate, seed a demo market and serve (what `make run` does)",
+        "Upgrades the database, creates the shipped verticals, a demo market of simulated buyers\n"
+        "(served by this process) and a demo supplier key, then serves the API with simulated\n"
+        "supplier traffic.",
+        "exchange run --no-traffic",
+    )  # fmt: skip
+    run.add_argument("--host", help="address to bind (default: EXCHANGE_HOST, 127.0.0.1)")
+    run.add_argument("--port", type=int, help="TCP port to bind (default: EXCHANGE_PORT, 8000)")
+    run.add_argument("--workers", type=int, metavar="N", help="HTTP worker processes (default: EXCHANGE_HTTP_WORKERS, 1)")
+    run.add_argument("--no-traffic", action="store_true", help="serve without simulated supplier traffic")
     run.set_defaults(func=cmd_run)
 
-    demo = sub.add_parser("demo", help="a finite simulated run on a fresh database, with a summary")
-    demo.add_argument("--leads", type=int, default=200)
+    demo = _command(
+        sub, "demo", "a finite simulated market on a throw-away database, with a summary",
+        "Sells simulated leads to simulated buyers on a temporary SQLite database, then prints\n"
+        "what sold, the revenue, the margin and why the rest did not sell.",
+        "exchange demo --leads 500",
+    )  # fmt: skip
+    demo.add_argument("--leads", type=int, default=200, metavar="COUNT", help="how many leads to post (default: %(default)s)")
     demo.set_defaults(func=cmd_demo)
 
-    explain = sub.add_parser("explain", help="every campaign's decision for a lead (sells nothing)")
-    explain.add_argument("--vertical", required=True)
-    explain.add_argument("--fields", required=True, help='the ping fields as JSON, e.g. \'{"zip": "94103"}\'')
+    explain = _command(
+        sub, "explain", "every campaign's decision for a lead (sells nothing)",
+        "Runs a lead's non-PII fields through every campaign of the vertical and prints each\n"
+        "one's reason code (docs/reason-codes.md) and bid, without selling or reserving anything.",
+        """exchange explain --vertical solar --fields '{"zip": "94103", "state": "CA"}'""",
+    )  # fmt: skip
+    explain.add_argument("--vertical", required=True, metavar="SLUG", help="the vertical's slug, e.g. solar")
+    explain.add_argument("--fields", required=True, metavar="JSON", help='the ping fields as a JSON object, e.g. \'{"zip": "94103"}\'')
     explain.set_defaults(func=cmd_explain)
 
-    serve = sub.add_parser("serve", help="serve the HTTP API")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int, help="HTTP worker processes")
+    serve = _command(
+        sub, "serve", "serve the HTTP API",
+        "Serves the API (and /metrics). Without EXCHANGE_REDIS_URL it also runs an in-process\n"
+        "worker; with it, run `exchange worker` beside it.",
+        "exchange serve --host 0.0.0.0 --port 8000 --workers 2",
+    )  # fmt: skip
+    serve.add_argument("--host", help="address to bind (default: EXCHANGE_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="TCP port to bind (default: EXCHANGE_PORT, 8000)")
+    serve.add_argument("--workers", type=int, metavar="N", help="HTTP worker processes (default: EXCHANGE_HTTP_WORKERS, 1)")
     serve.set_defaults(func=cmd_serve)
 
-    worker = sub.add_parser("worker", help="run Dramatiq workers on the Redis broker")
-    worker.add_argument("--processes", type=int, default=2)
-    worker.add_argument("--threads", type=int, default=8)
+    worker = _command(
+        sub, "worker", "run Dramatiq workers on the Redis broker",
+        "Runs the deliveries, team offers and housekeeping queued by the API processes. Needs\n"
+        "EXCHANGE_REDIS_URL; EXCHANGE_WORKER_METRICS_PORT serves their metrics.",
+        "exchange worker --processes 2 --threads 8",
+    )  # fmt: skip
+    worker.add_argument("--processes", type=int, default=2, metavar="N", help="worker processes (default: %(default)s)")
+    worker.add_argument("--threads", type=int, default=8, metavar="N", help="threads per worker process (default: %(default)s)")
     worker.set_defaults(func=cmd_worker)
 
-    mig = sub.add_parser("migrate", help="upgrade the database schema")
-    mig.add_argument("revision", nargs="?", default="head")
+    mig = _command(
+        sub, "migrate", "upgrade the database schema",
+        "Applies the schema migrations (Alembic) to the database named by EXCHANGE_DATABASE_URL.\n"
+        "Safe to run again: an up-to-date database is left as it is.",
+        "exchange migrate",
+    )  # fmt: skip
+    mig.add_argument("revision", nargs="?", default="head", help="the revision to upgrade to (default: %(default)s)")
     mig.set_defaults(func=cmd_migrate)
 
-    seed = sub.add_parser("seed", help="create the verticals that ship with the exchange")
+    seed = _command(
+        sub, "seed", "create the verticals that ship with the exchange",
+        "Creates the shipped verticals (solar, auto_insurance) when they are missing.",
+        "exchange seed",
+    )  # fmt: skip
     seed.set_defaults(func=cmd_seed)
 
-    admin = sub.add_parser("admin", help="operator keys")
-    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
-    create_key = admin_sub.add_parser("create-key", help="create an operator key (first run)")
-    create_key.add_argument("--name", default="admin")
-    create_key.add_argument("--operator", default="Operator", help="operator name if none yet")
-    create_key.add_argument("--export", metavar="PREFIX", type=_export_name,
-                            help="print `export PREFIX_ID=... PREFIX_KEY=...` lines for eval, nothing else")
+    admin = _command(
+        sub, "admin", "operator keys",
+        "Bootstraps operator access: the first operator party and its keys.",
+        "exchange admin create-key --name laptop",
+    )  # fmt: skip
+    admin_sub = _subcommands(admin, "admin_command")
+    create_key = _command(
+        admin_sub, "create-key", "create an operator key (the first one, or another)",
+        "Creates the operator party when there is none yet, then a key for it; the key is shown\n"
+        "once.",
+        'eval "$(exchange admin create-key --export OPERATOR)"',
+    )  # fmt: skip
+    create_key.add_argument("--name", default="admin", help="the key's name, to tell keys apart (default: %(default)s)")
+    create_key.add_argument("--operator", default="Operator", metavar="NAME",
+                            help="the operator party's name when none exists yet (default: %(default)s)")
+    create_key.add_argument("--export", metavar="PREFIX", type=_export_name, help=EXPORT_HELP)
     create_key.set_defaults(func=cmd_admin_key)
 
-    party = sub.add_parser("party", help="parties (suppliers, buyers, teams, agents, finance)")
-    party_sub = party.add_subparsers(dest="party_command", required=True)
-    pcreate = party_sub.add_parser("create", help="create a party and its first key")
-    pcreate.add_argument("--kind", required=True, choices=["operator", "supplier", "buyer", "team", "agent", "finance"])
-    pcreate.add_argument("--name", required=True)
-    pcreate.add_argument("--timezone", default="UTC")
-    pcreate.add_argument("--team-id", help="for agents: the team's id")
-    pcreate.add_argument("--export", metavar="PREFIX", type=_export_name,
-                         help="print `export PREFIX_ID=... PREFIX_KEY=...` lines for eval, nothing else")
+    party = _command(
+        sub, "party", "parties (suppliers, buyers, teams, agents, finance)",
+        "Creates parties, each with its first API key (docs/keys.md).",
+        'exchange party create --kind buyer --name "Acme Solar"',
+    )  # fmt: skip
+    party_sub = _subcommands(party, "party_command")
+    pcreate = _command(
+        party_sub, "create", "create a party and its first key",
+        "Creates a party of any kind and issues its first API key, shown once.",
+        'eval "$(exchange party create --kind supplier --name "Acme Leads" --export SUPPLIER)"',
+    )  # fmt: skip
+    pcreate.add_argument("--kind", required=True, choices=PARTY_KINDS, metavar="KIND",
+                         help=f"what the party is: {', '.join(PARTY_KINDS)}")
+    pcreate.add_argument("--name", required=True, help="the party's display name")
+    pcreate.add_argument("--timezone", default="UTC", metavar="ZONE",
+                         help="IANA time zone, e.g. America/Chicago (default: %(default)s)")
+    pcreate.add_argument("--team-id", metavar="TEAM_ID", help="agents only: the id of the agent's team")
+    pcreate.add_argument("--export", metavar="PREFIX", type=_export_name, help=EXPORT_HELP)
     pcreate.set_defaults(func=cmd_party_create)
 
-    key = sub.add_parser("key", help="API keys")
-    key_sub = key.add_subparsers(dest="key_command", required=True)
-    revoke = key_sub.add_parser("revoke", help="revoke a key by its prefix")
-    revoke.add_argument("prefix")
+    key = _command(
+        sub, "key", "API keys",
+        "Manages API keys of any party. Parties manage their own over the API (docs/keys.md).",
+        "exchange key revoke 3f9a2c1b7d04",
+    )  # fmt: skip
+    key_sub = _subcommands(key, "key_command")
+    revoke = _command(
+        key_sub, "revoke", "revoke a key by its prefix",
+        "Revokes the key with this prefix (keys read lx_<prefix>_<secret>; listings show the\n"
+        "prefix); requests with it are refused from then on.",
+        "exchange key revoke 3f9a2c1b7d04",
+    )  # fmt: skip
+    revoke.add_argument("prefix", help="the key's prefix: the part between `lx_` and the next `_`")
     revoke.set_defaults(func=cmd_key_revoke)
 
     _add_ledger_commands(sub)

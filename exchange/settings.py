@@ -57,6 +57,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     auction_deadline_ms: int = 1_500
     ping_ttl_ms: int = 120_000  # how long a supplier has to post an offered ping
     campaign_cache_ttl_ms: int = 1_000  # other processes see campaign changes within this
+    key_cache_ttl_ms: int = 5_000  # a key revoked elsewhere stops working here within this
     http_connections_max: int = 200  # open connections to buyers, per process
 
     # Delivery to buyers: the first attempt runs in the supplier's post; transport errors are
@@ -73,6 +74,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     # Lifetimes.
     idempotency_ttl_hours: int = 24
+    # Days a lead's PII is kept after the lead was accepted; purge_expired then erases it (the
+    # lead, its sales and the ledger stay). 0 keeps it for good.
+    pii_retention_days: int = 0
     # How often each API process enqueues housekeeping (purge_expired); 0 turns it off.
     maintenance_interval_s: int = 3600
     # How often each API process asks a worker to close expired pings and free their capacity.
@@ -176,6 +180,8 @@ def _check(settings: Settings) -> None:
                  "worker_heartbeat_timeout_s", "shutdown_grace_s"):  # fmt: skip
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be positive")
+    if settings.pii_retention_days < 0:
+        raise SettingsError(f"{ENV_PREFIX}PII_RETENTION_DAYS must be 0 (keep) or more")
     if settings.page_size_default > settings.page_size_max:
         raise SettingsError(f"{ENV_PREFIX}PAGE_SIZE_DEFAULT exceeds {ENV_PREFIX}PAGE_SIZE_MAX")
 

@@ -15,7 +15,14 @@ from exchange.api.common import db_of, page_limit, settings_of
 from exchange.auth.middleware import allow
 from exchange.auth.parties import PartyKind, Principal
 from exchange.errors import forbidden, not_found
-from exchange.returns import DecisionIn, Purchase, Return, ReturnIn, ReturnStatus
+from exchange.returns import (
+    DecisionIn,
+    Purchase,
+    PurchaseDetail,
+    Return,
+    ReturnIn,
+    ReturnStatus,
+)
 
 BUYERS = (PartyKind.BUYER, PartyKind.TEAM)
 SEES_ALL = frozenset({PartyKind.FINANCE, PartyKind.OPERATOR})
@@ -150,3 +157,19 @@ class PurchaseController(Controller):
             items = await returns.list_purchases(conn, buyer_id=whose, limit=size, after=after)
         next_after = items[-1].sale_id if len(items) == size else None
         return PurchasePage(items=items, next_after=next_after)
+
+    @get(
+        "/{sale_id:uuid}",
+        summary="One purchase with the lead's fields, PII included (a buyer: its own)",
+        description=(
+            "A lead you bought and were charged for (delivered, or returned), with every field "
+            "as it was posted to you, PII included, and its consent. Another buyer's sale is "
+            "404; a sale still being delivered, rejected or failed is 409 not_delivered. Once "
+            "the lead's PII was purged (EXCHANGE_PII_RETENTION_DAYS), `pii` is `purged`, "
+            "`pii_purged` true and `fields` holds the non-PII fields only. Finance keys get "
+            "the purchase without the PII (`pii`: `withheld`)."
+        ),
+    )
+    async def show(self, request: Request, sale_id: FromPath[uuid.UUID]) -> PurchaseDetail:
+        async with db_of(request).read() as conn:
+            return await returns.get_purchase(conn, request.user, sale_id)

@@ -129,13 +129,24 @@ def _windows(campaign: CampaignRules, now: dt.datetime) -> list[tuple[str, str]]
     return [(campaign.campaign_id, window_key(c.window, campaign.timezone, now)) for c in campaign.caps]
 
 
+# slug -> (the market it was read with, the vertical): a vertical is read again whenever its
+# market is (the market cache's TTL, or a write through this process's API that drops it).
+_VERTICALS: dict[tuple[int, str], tuple[VerticalMarket, vertical_store.Vertical]] = {}
+
+
 async def _vertical_and_market(ctx: Context, slug: str) -> tuple[vertical_store.Vertical, VerticalMarket]:
+    market = await ctx.market.get(slug)
+    cached = _VERTICALS.get((id(ctx.market), slug))
+    if market is not None and cached is not None and cached[0] is market:
+        return cached[1], market
     async with ctx.db.read() as conn:
         vertical = await vertical_store.get(conn, slug)
     if vertical is None or not vertical.active:
         raise validation_error([FieldProblem("vertical", f"no active vertical named {slug!r}")])
-    market = await ctx.market.get(slug)
+    if market is None:  # pragma: no cover - the vertical was created after the market was asked
+        market = await ctx.market.get(slug)
     assert market is not None
+    _VERTICALS[(id(ctx.market), slug)] = (market, vertical)
     return vertical, market
 
 

@@ -8,23 +8,32 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from exchange.auction import posting
 from exchange.auction.bidding import _run_auction
-from exchange.auction.context import Context, _now, _rate_limit, _vertical_and_market
+from exchange.auction.context import (
+    PING_POSTING,
+    Context,
+    _conflict,
+    _now,
+    _rate_limit,
+    _vertical_and_market,
+)
+from exchange.auction.market import VerticalMarket
 from exchange.auction.messages import (
     PingIn,
-    PostIn,
     Trace,
     TraceEntry,
 )
 from exchange.auction.offer import build_offer
-from exchange.auction.pinging import _hold_and_store_ping, expire_ping
-from exchange.auction.posting import _replay_post, post
+from exchange.auction.pinging import _hold_and_write_ping, _ping_out
+from exchange.auction.posting import _replay_post
 from exchange.auth.parties import Principal
 from exchange.errors import validation_error
 from exchange.ids import new_id
 from exchange.intake import service as intake
 from exchange.intake.messages import LeadIn
 from exchange.intake.validate import Stage, validate_lead
+from exchange.matching.eligibility import PriceMode
 from exchange.store.tables import (
     traces,
 )
@@ -33,7 +42,12 @@ from exchange.store.tables import (
 async def direct_post(
     ctx: Context, supplier: Principal, lead_in: LeadIn, *, body: bytes, idempotency_key: str | None
 ) -> intake.Accepted:
-    """Ping and post in one call: the same auction, run by the exchange on the supplier's behalf."""
+    """Ping and post in one call: the same auction, run by the exchange on the supplier's behalf.
+
+    After the auction, one write transaction holds capacity for the offer, writes the ping
+    (already ``posting``), its holds and trace, takes the idempotency key and the lead's
+    duplicate keys and stores the lead and its PII: a duplicate or a twin request rolls all of
+    it back. The walk (sale, delivery, ledger) follows as for any post."""
     await _rate_limit(ctx, supplier.party_id)
     if idempotency_key is not None:
         intake.check_idempotency_key(idempotency_key, ctx.settings)
@@ -45,29 +59,61 @@ async def direct_post(
     result = validate_lead(vertical.fields, lead_in, Stage.POST, intake.limits_of(ctx.settings))
     if isinstance(result, list):
         raise validation_error(result)
-    async with ctx.db.read() as conn:  # a duplicate is refused before any buyer is pinged
-        duplicate = await intake.find_duplicate(conn, ctx.settings, vertical, result, _now(), test=lead_in.test)
-    if duplicate is not None:
-        raise intake.duplicate_error(vertical, duplicate)
+    if _pings_buyers(market):
+        # A duplicate is refused before any buyer is pinged (pinging shows the lead's fields).
+        # With fixed-price campaigns only nobody is pinged: the claim below refuses it, atomically.
+        async with ctx.db.read() as conn:
+            duplicate = await intake.find_duplicate(conn, ctx.settings, vertical, result, _now(), test=lead_in.test)
+        if duplicate is not None:
+            raise intake.duplicate_error(vertical, duplicate)
     now = _now()
     ping_id = new_id()
     auction = await _run_auction(
         ctx, market, supplier.party_id, result.fields, now, max_sells=1, test=lead_in.test, ping_id=ping_id
     )
     meta = {"source": lead_in.source, "sub_ids": msgspec.to_builtins(lead_in.sub_ids) if lead_in.sub_ids else None}
-    offered = await _hold_and_store_ping(
-        ctx, supplier, market, result.fields, auction, now, ping_id, test=lead_in.test, meta=meta
-    )
-    post_in = PostIn(ping_id=ping_id, fields=lead_in.fields, consent=lead_in.consent)
+    lead_id = new_id()
+    key = idempotency_key or f"direct:{ping_id}"
     try:
-        return await post(
-            ctx, supplier, post_in, body=body, idempotency_key=idempotency_key or f"direct:{ping_id}",
-            direct=True, unsold_reasons=offered.reasons or None,
-        )  # fmt: skip
-    except Exception:
-        # Nobody will post this internal ping: give back what it holds now, not at expiry.
-        await expire_ping(ctx, ping_id)
-        raise
+        async with ctx.db.write() as conn:
+            held = await _hold_and_write_ping(
+                conn, ctx, supplier, market, result.fields, auction, now, ping_id,
+                test=lead_in.test, meta=meta, posting_lead_id=lead_id,
+            )  # fmt: skip
+            await posting._claim_key(conn, supplier, key, body, now)
+            await posting._store_lead(conn, ctx, supplier, vertical, ping_id, lead_id, lead_in, result, now)
+    except intake.KeyTaken:  # a twin request with the same key went first: its answer
+        async with ctx.db.read() as conn:
+            replay = await _replay_post(conn, supplier.party_id, key, body)
+        if replay is None:  # pragma: no cover
+            raise _conflict("post_in_progress", "retry in a moment") from None
+        return replay
+    except intake.Duplicate as dup:
+        raise intake.duplicate_error(vertical, dup.path) from None
+    offered = _ping_out(held, market, result.fields, now)
+    ping_row = posting._PingRow(
+        id=ping_id, supplier_id=supplier.party_id, status=PING_POSTING, test=lead_in.test,
+        fields=dict(result.fields), offer=None, expires_at=offered.expires_at or now, lead_id=lead_id,
+    )  # fmt: skip
+    return await posting._walk(
+        ctx, market, supplier, ping_row, lead_id, held.auction.ranked,
+        held.offer.promises() if held.offer else [], held.holds, result, lead_in, key, now,
+        unsold_reasons=offered.reasons or None, mode="direct",
+    )  # fmt: skip
+
+
+_LIVE: dict[str, tuple[VerticalMarket, bool]] = {}  # slug -> (market, has a live-bid campaign)
+
+
+def _pings_buyers(market: VerticalMarket) -> bool:
+    """Whether an auction in this market may ping a buyer (a live-bid campaign); worked out
+    once per loaded market."""
+    cached = _LIVE.get(market.slug)
+    if cached is not None and cached[0] is market:
+        return cached[1]
+    live = any(rules.price_mode is PriceMode.LIVE for rules in market.rules.values())
+    _LIVE[market.slug] = (market, live)
+    return live
 
 
 class Explanation(msgspec.Struct, kw_only=True):

@@ -33,61 +33,58 @@ class BuyerState(msgspec.Struct, frozen=True):
 
 
 async def buyer_states(conn: AsyncConnection, buyer_ids: Iterable[str]) -> dict[str, BuyerState]:
-    """Per buyer: what it can spend now and when it last won (three indexed queries)."""
+    """Per buyer: what it can spend now and when it last won (one statement: terms, ledger
+    balances and money in flight, each an indexed query, joined by UNION ALL)."""
     ids = sorted({uuid.UUID(b) for b in buyer_ids})
     result = {str(b): BuyerState(0, None) for b in ids}
     if not ids:
         return result
-    terms = {
-        row.buyer_id: row
-        for row in await conn.execute(
-            sa.select(
-                buyer_accounts.c.buyer_id, buyer_accounts.c.credit_limit_minor, buyer_accounts.c.last_won_at
-            ).where(buyer_accounts.c.buyer_id.in_(ids))
-        )
-    }
     codes = {accounts.buyer(b): b for b in ids}
-    money = {
-        codes[row.account_code]: normal_balance(accounts.AccountKind.BUYER, row.balance_minor)
-        for row in await conn.execute(
-            sa.select(account_balances.c.account_code, account_balances.c.balance_minor).where(
-                account_balances.c.account_code.in_(list(codes))
-            )
-        )
-    }
-    flying = await _in_flight(conn, ids)
-    for b in ids:
-        row = terms.get(b)
-        credit = int(row.credit_limit_minor) if row else 0
-        spendable = money.get(b, 0) + credit - flying.get(b, 0)
-        result[str(b)] = BuyerState(spendable, row.last_won_at if row else None)
-    return result
-
-
-async def _in_flight(conn: AsyncConnection, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
-    rows = await conn.execute(
-        sa.select(sales.c.buyer_id, sa.func.sum(sales.c.price_minor))
+    terms_q = sa.select(
+        sa.literal("t").label("kind"), sa.cast(buyer_accounts.c.buyer_id, sa.String).label("ref"),
+        buyer_accounts.c.credit_limit_minor.label("amount"), buyer_accounts.c.last_won_at.label("at"),
+    ).where(buyer_accounts.c.buyer_id.in_(ids))  # fmt: skip
+    money_q = sa.select(
+        sa.literal("m"), account_balances.c.account_code, account_balances.c.balance_minor, sa.null()
+    ).where(account_balances.c.account_code.in_(list(codes)))
+    flying_q = (
+        sa.select(sa.literal("f"), sa.cast(sales.c.buyer_id, sa.String), sa.func.sum(sales.c.price_minor), sa.null())
         .where(sales.c.buyer_id.in_(ids), sales.c.status == IN_FLIGHT)
         .group_by(sales.c.buyer_id)
     )
-    return {buyer_id: int(total) for buyer_id, total in rows}
+    credit: dict[uuid.UUID, int] = {}
+    won: dict[uuid.UUID, dt.datetime | None] = {}
+    money: dict[uuid.UUID, int] = {}
+    flying: dict[uuid.UUID, int] = {}
+    for kind, ref, amount, at in await conn.execute(sa.union_all(terms_q, money_q, flying_q)):
+        if kind == "t":
+            credit[uuid.UUID(ref)] = int(amount)
+            won[uuid.UUID(ref)] = at
+        elif kind == "m":
+            money[codes[ref]] = normal_balance(accounts.AccountKind.BUYER, int(amount))
+        else:
+            flying[uuid.UUID(ref)] = int(amount)
+    for b in ids:
+        spendable = money.get(b, 0) + credit.get(b, 0) - flying.get(b, 0)
+        result[str(b)] = BuyerState(spendable, won.get(b))
+    return result
 
 
 async def lock_and_check(conn: AsyncConnection, buyer_id: str, amount_minor: int) -> bool:
     """Lock the buyer's row and tell whether it can pay ``amount_minor`` more. Call in the
     transaction that then records the in-flight sale, so the lock covers both."""
     bid = uuid.UUID(buyer_id)
-    # A buyer with deposits but no terms row still needs a row to lock: create it (no credit).
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    await conn.execute(
-        dialect.insert(buyer_accounts)
-        .values(buyer_id=bid, balance_minor=0, credit_limit_minor=0, margin=None, penalty_bps=0,
-                last_won_at=None, updated_at=dt.datetime.now(dt.timezone.utc))
-        .on_conflict_do_nothing()
-    )  # fmt: skip
-    await conn.execute(
-        sa.select(buyer_accounts.c.buyer_id).where(buyer_accounts.c.buyer_id == bid).with_for_update()
-    )
+    lock = sa.select(buyer_accounts.c.buyer_id).where(buyer_accounts.c.buyer_id == bid).with_for_update()
+    if (await conn.execute(lock)).first() is None:
+        # A buyer with deposits but no terms row still needs a row to lock: create it (no credit).
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        await conn.execute(
+            dialect.insert(buyer_accounts)
+            .values(buyer_id=bid, balance_minor=0, credit_limit_minor=0, margin=None, penalty_bps=0,
+                    last_won_at=None, updated_at=dt.datetime.now(dt.timezone.utc))
+            .on_conflict_do_nothing()
+        )  # fmt: skip
+        await conn.execute(lock)
     state = (await buyer_states(conn, [buyer_id]))[buyer_id]
     return state.spendable_minor >= amount_minor
 

@@ -19,6 +19,7 @@ from exchange.auction.bidding import _Auction, _run_auction
 from exchange.auction.context import (
     PING_EXPIRED,
     PING_OPEN,
+    PING_POSTING,
     PING_UNMATCHED,
     Context,
     _now,
@@ -31,7 +32,7 @@ from exchange.auction.messages import (
     PingIn,
     PingOut,
 )
-from exchange.auction.offer import build_offer
+from exchange.auction.offer import PingOffer, build_offer
 from exchange.auction.ranking import RankedAuction
 from exchange.auth.parties import Principal
 from exchange.errors import validation_error
@@ -78,70 +79,110 @@ async def _hold_and_store_ping(
     test: bool,
     meta: dict[str, Any],
 ) -> PingOut:
+    async with ctx.db.write() as conn:
+        held = await _hold_and_write_ping(
+            conn, ctx, supplier, market, fields, auction, now, ping_id, test=test, meta=meta
+        )
+    return _ping_out(held, market, fields, now)
+
+
+class Held(msgspec.Struct, kw_only=True):
+    """What holding capacity for a ping's offer came to (the ping row says the same)."""
+
+    ping_id: uuid.UUID
+    auction: _Auction
+    offer: PingOffer | None
+    holds: list[cap_store.Hold]
+
+
+async def _hold_and_write_ping(
+    conn: AsyncConnection,
+    ctx: Context,
+    supplier: Principal,
+    market: VerticalMarket,
+    fields: Mapping[str, Any],
+    auction: _Auction,
+    now: dt.datetime,
+    ping_id: uuid.UUID,
+    *,
+    test: bool,
+    meta: dict[str, Any],
+    posting_lead_id: uuid.UUID | None = None,
+) -> Held:
+    """Hold capacity for the offered bids and write the ping, its holds and its trace, in the
+    caller's write transaction. ``posting_lead_id``: the ping is posted in this same
+    transaction (a direct post), so it is written already ``posting`` for that lead."""
     ttl = dt.timedelta(milliseconds=ctx.settings.ping_ttl_ms)
     ranked = auction.ranked
     holds: list[cap_store.Hold] = []
-    async with ctx.db.write() as conn:
-        # Hold capacity for the offered bids; a bid whose cap filled up since we read the usage
-        # is dropped and the offer is rebuilt from what is left.
-        for _ in range(ranked.max_sells + len(ranked.candidates()) + 1):
-            offer = build_offer(ranked, now, ttl)
-            if offer is None or test:
-                break
-            lost = None
-            for bid in sorted(offer.bids, key=lambda b: b.campaign_id):
-                if any(h.campaign_id == bid.campaign_id for h in holds):
-                    continue
-                campaign = market.rules[bid.campaign_id]
-                candidate = next(c for c in ranked.candidates() if c.campaign_id == bid.campaign_id)
-                held = await cap_store.reserve(
-                    conn, campaign.campaign_id, campaign.caps, campaign.timezone, candidate.bid.amount_minor, now
-                )
-                if isinstance(held, list):
-                    holds.extend(held)
-                    continue
-                entry = auction.entries[bid.campaign_id]
-                entry.reason = held.reason
-                entry.details.update(breach_details(held))
-                lost = bid.campaign_id
-                break
-            if lost is None:
-                break
-            ranked = _without(ranked, lost)
+    # Hold capacity for the offered bids; a bid whose cap filled up since we read the usage
+    # is dropped and the offer is rebuilt from what is left.
+    for _ in range(ranked.max_sells + len(ranked.candidates()) + 1):
         offer = build_offer(ranked, now, ttl)
-        auction.ranked = ranked
-        status = PING_OPEN if offer is not None else PING_UNMATCHED
-        await conn.execute(
-            pings.insert().values(
-                id=ping_id,
-                supplier_id=supplier.party_id,
-                vertical_id=market.vertical_id,
-                status=status,
-                test=test,
-                fields=dict(fields),
-                offer=msgspec.to_builtins(
-                    {
-                        "ranked": ranked,
-                        "promises": offer.promises() if offer else [],
-                        "holds": holds,
-                        "meta": meta,
-                    },
-                    enc_hook=intake.enc_hook,
-                ),
-                payout_minor=offer.payout_minor if offer else 0,
-                expires_at=offer.expires_at if offer else now + ttl,
-                created_at=now,
+        if offer is None or test:
+            break
+        lost = None
+        for bid in sorted(offer.bids, key=lambda b: b.campaign_id):
+            if any(h.campaign_id == bid.campaign_id for h in holds):
+                continue
+            campaign = market.rules[bid.campaign_id]
+            candidate = next(c for c in ranked.candidates() if c.campaign_id == bid.campaign_id)
+            reserved = await cap_store.reserve(
+                conn, campaign.campaign_id, campaign.caps, campaign.timezone, candidate.bid.amount_minor, now
             )
+            if isinstance(reserved, list):
+                holds.extend(reserved)
+                continue
+            entry = auction.entries[bid.campaign_id]
+            entry.reason = reserved.reason
+            entry.details.update(breach_details(reserved))
+            lost = bid.campaign_id
+            break
+        if lost is None:
+            break
+        ranked = _without(ranked, lost)
+    offer = build_offer(ranked, now, ttl)
+    auction.ranked = ranked
+    status = PING_OPEN if offer is not None else PING_UNMATCHED
+    if posting_lead_id is not None:
+        status = PING_POSTING
+    await conn.execute(
+        pings.insert().values(
+            id=ping_id,
+            supplier_id=supplier.party_id,
+            vertical_id=market.vertical_id,
+            status=status,
+            test=test,
+            fields=dict(fields),
+            offer=msgspec.to_builtins(
+                {
+                    "ranked": ranked,
+                    "promises": offer.promises() if offer else [],
+                    "holds": holds,
+                    "meta": meta,
+                },
+                enc_hook=intake.enc_hook,
+            ),
+            payout_minor=offer.payout_minor if offer else 0,
+            expires_at=offer.expires_at if offer else now + ttl,
+            created_at=now,
+            lead_id=posting_lead_id,
         )
-        if holds:
-            await conn.execute(
-                cap_holds.insert(),
-                [
-                    {"ping_id": ping_id, "campaign_id": uuid.UUID(h.campaign_id), "window_key": h.window_key, "spend_minor": h.spend_minor}
-                    for h in holds
-                ],
-            )
-        await _write_trace(conn, ping_id, "ping", auction, now)
+    )
+    if holds:
+        await conn.execute(
+            cap_holds.insert(),
+            [
+                {"ping_id": ping_id, "campaign_id": uuid.UUID(h.campaign_id), "window_key": h.window_key, "spend_minor": h.spend_minor}
+                for h in holds
+            ],
+        )
+    await _write_trace(conn, ping_id, "ping", auction, now)
+    return Held(ping_id=ping_id, auction=auction, offer=offer, holds=holds)
+
+
+def _ping_out(held: Held, market: VerticalMarket, fields: Mapping[str, Any], now: dt.datetime) -> PingOut:
+    auction, offer, ping_id = held.auction, held.offer, held.ping_id
     metrics.AUCTIONS.labels(market.slug, "unmatched" if offer is None else "offered").inc()
     if offer is None:
         return PingOut(
@@ -150,7 +191,7 @@ async def _hold_and_store_ping(
         )  # fmt: skip
     bids = (
         [OfferedBidOut(bid_id=_bid_id(ping_id, b.campaign_id), payout_minor=b.payout_minor) for b in offer.bids]
-        if ranked.max_sells > 1
+        if auction.ranked.max_sells > 1
         else []
     )
     return PingOut(

@@ -228,14 +228,7 @@ async def _claim_ping_and_store_lead(
     postable = (PING_OPEN, PING_UNMATCHED) if direct else (PING_OPEN,)
     try:
         async with ctx.db.write() as conn:
-            claimed_key = await conn.execute(
-                intake.dialect_insert(conn, idempotency_keys)
-                .values(party_id=supplier.party_id, key=key, request_hash=intake.request_hash(body), status_code=None, response=None, created_at=now)
-                .on_conflict_do_nothing()
-                .returning(idempotency_keys.c.key)
-            )
-            if claimed_key.first() is None:
-                raise intake.KeyTaken()
+            await _claim_key(conn, supplier, key, body, now)
             claimed = await conn.execute(
                 pings.update()
                 .where(pings.c.id == ping_row.id, pings.c.status.in_(postable), pings.c.expires_at >= now)
@@ -243,11 +236,7 @@ async def _claim_ping_and_store_lead(
             )
             if claimed.rowcount != 1:
                 raise _conflict("ping_used", "this ping was posted or expired meanwhile")
-            await intake.claim_duplicates(conn, ctx.settings, vertical, lead, lead_id, now, test=lead_in.test)
-            await intake.insert_lead(
-                conn, lead_id=lead_id, vertical=vertical, supplier_id=supplier.party_id,
-                lead_in=lead_in, lead=lead, status=LEAD_POSTING, ping_id=ping_row.id, now=now,
-            )  # fmt: skip
+            await _store_lead(conn, ctx, supplier, vertical, ping_row.id, lead_id, lead_in, lead, now)
     except intake.KeyTaken:
         if direct:  # our own ping lost the race to a twin request: free its holds
             await expire_ping(ctx, ping_row.id)
@@ -260,6 +249,38 @@ async def _claim_ping_and_store_lead(
         await expire_ping(ctx, ping_row.id)  # a duplicate will not be sold: free its holds now
         raise intake.duplicate_error(vertical, dup.path) from None
     return lead_id
+
+
+async def _claim_key(conn: AsyncConnection, supplier: Principal, key: str, body: bytes, now: dt.datetime) -> None:
+    """Take the post's idempotency key (its answer is filled in when the walk ends), or raise
+    ``KeyTaken``: a twin request took it first."""
+    claimed_key = await conn.execute(
+        intake.dialect_insert(conn, idempotency_keys)
+        .values(party_id=supplier.party_id, key=key, request_hash=intake.request_hash(body), status_code=None, response=None, created_at=now)
+        .on_conflict_do_nothing()
+        .returning(idempotency_keys.c.key)
+    )
+    if claimed_key.first() is None:
+        raise intake.KeyTaken()
+
+
+async def _store_lead(
+    conn: AsyncConnection,
+    ctx: Context,
+    supplier: Principal,
+    vertical: vertical_store.Vertical,
+    ping_id: uuid.UUID,
+    lead_id: uuid.UUID,
+    lead_in: LeadIn,
+    lead: ValidLead,
+    now: dt.datetime,
+) -> None:
+    """Claim the lead's duplicate keys (or raise ``Duplicate``) and store it, ``posting``."""
+    await intake.claim_duplicates(conn, ctx.settings, vertical, lead, lead_id, now, test=lead_in.test)
+    await intake.insert_lead(
+        conn, lead_id=lead_id, vertical=vertical, supplier_id=supplier.party_id,
+        lead_in=lead_in, lead=lead, status=LEAD_POSTING, ping_id=ping_id, now=now,
+    )  # fmt: skip
 
 
 class _Replayed(Exception):
@@ -292,7 +313,7 @@ async def _walk(
     done: Done | None = None
     if promises and not lead_in.test:
         memo.state = start_walk(ranked, promises)
-        done = await walking.run(ctx, market, memo, lead_id, overrides, now)
+        done = await walking.run(ctx, market, memo, lead_id, overrides, now, _inline(market, lead, lead_in))
     sold = list(done.sales) if done else []
     payout = sum(s.payout_minor for s in sold)
     status = LEAD_SOLD if sold else LEAD_UNSOLD
@@ -341,6 +362,19 @@ async def _walk(
         # routed for its vertical and source, if any. Other sold leads cost nothing here.
         await team_routing.hand_over(ctx.db, [lead_id])
     return intake.Accepted(status_code=201, body=response, replayed=False)
+
+
+def _inline(market: VerticalMarket, lead: ValidLead, lead_in: LeadIn) -> walking.InlineLead:
+    """The lead as ``intake.insert_lead`` stored it (JSON columns), for the first attempts."""
+    stored = msgspec.json.decode(
+        intake._encode(
+            [lead.fields, lead.pii, msgspec.to_builtins(lead.consent) if lead.consent else None]
+        )
+    )
+    return walking.InlineLead(
+        vertical=market.slug, fields=stored[0], pii=stored[1], consent=stored[2],
+        source=lead_in.source, test=lead_in.test,
+    )  # fmt: skip
 
 
 def _post_entries(ranked: RankedAuction, done: Done | None, overrides: dict[str, TraceEntry]) -> dict[str, TraceEntry]:

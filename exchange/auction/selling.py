@@ -1,8 +1,11 @@
 """Selling a lead to one buyer: start the sale, deliver it, settle the money.
 
 start    one transaction: lock the buyer's money and check it, hold cap capacity, count the
-         sale on the lead, write the sale (``delivering``) and its outbox row.
+         sale on the lead, write the sale (``delivering``) and its outbox row. In the
+         supplier's request the row is written with its first attempt already leased.
 deliver  take the delivery's next attempt (leased), post the lead to the buyer, log the attempt.
+         The first attempt in the request has its lease from ``start`` and the sale's facts
+         from memory, so it goes straight to the buyer; retries claim and read them.
 settle   accepted: the sale is ``delivered`` and charged (one balanced ledger entry, its id the
          sale's, so a replay never charges twice); rejected or out of retries: nothing is
          charged, the capacity and the lead's sale count go back, and the walk moves on.
@@ -44,6 +47,7 @@ SALE_DELIVERED = "delivered"
 class Started(msgspec.Struct, frozen=True, kw_only=True):
     sale_id: uuid.UUID
     needs_delivery: bool  # False: no endpoint, the exchange delivers it itself (already settled)
+    first: outbox.Claim | None = None  # the first attempt, leased at the start for the caller
 
 
 class Refused(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,8 +76,11 @@ async def start_sale(
     held: bool,
     max_sells: int,
     now: dt.datetime,
+    first_attempt_lease: dt.timedelta | None = None,
 ) -> tuple[Started, list[cap_store.Hold]] | Refused:
-    """Call inside a write transaction; on Refused the caller rolls back nothing it needs."""
+    """Call inside a write transaction; on Refused the caller rolls back nothing it needs.
+    ``first_attempt_lease``: the caller makes the first delivery attempt right after the
+    commit; the delivery is written with that attempt taken, leased for this long."""
     if not await funds.lock_and_check(conn, campaign.buyer_id, price_minor):
         return Refused(reason=reasons.INSUFFICIENT_BALANCE, details={"price_minor": price_minor})
     new_holds: list[cap_store.Hold] = []
@@ -101,20 +108,32 @@ async def start_sale(
             created_at=now, status=SALE_DELIVERING, delivered_at=None,
         )
     )  # fmt: skip
+    first: outbox.Claim | None = None
     if has_endpoint:
-        await outbox.create(
+        leased_until = (
+            None
+            if first_attempt_lease is None
+            else dt.datetime.now(dt.timezone.utc) + first_attempt_lease
+        )
+        first = await outbox.create(
             conn, sale_id=sale_id, lead_id=lead_id, campaign_id=uuid.UUID(campaign.campaign_id),
-            buyer_id=uuid.UUID(campaign.buyer_id), now=now,
+            buyer_id=uuid.UUID(campaign.buyer_id), now=now, leased_until=leased_until,
         )  # fmt: skip
     else:  # nothing to post: the buyer takes its leads from the API, so it is delivered now
-        await settle_accepted(conn, sale_id, reference=None, now=now)
-    return Started(sale_id=sale_id, needs_delivery=has_endpoint), new_holds
+        await settle_accepted(conn, sale_id, reference=None, now=now, outboxed=False)
+    return Started(sale_id=sale_id, needs_delivery=has_endpoint, first=first), new_holds
 
 
 async def settle_accepted(
-    conn: AsyncConnection, sale_id: uuid.UUID, *, reference: str | None, now: dt.datetime
+    conn: AsyncConnection,
+    sale_id: uuid.UUID,
+    *,
+    reference: str | None,
+    now: dt.datetime,
+    outboxed: bool = True,
 ) -> bool:
-    """Mark the sale delivered and charge it, once. False if it was settled already."""
+    """Mark the sale delivered and charge it, once. False if it was settled already.
+    ``outboxed``: False for a sale without a delivery row (nothing to post)."""
     row = (
         await conn.execute(
             sales.update()
@@ -128,7 +147,8 @@ async def settle_accepted(
     ).first()  # fmt: skip
     if row is None:
         return False
-    await outbox.finish(conn, sale_id, outbox.DELIVERED, now)
+    if outboxed:
+        await outbox.finish(conn, sale_id, outbox.DELIVERED, now)
     entry = sale_entry(
         sale_id, row.lead_id, row.buyer_id, row.supplier_id, row.price_minor, row.payout_minor, row.currency
     )
@@ -168,7 +188,9 @@ async def settle_undone(
     return True
 
 
-class _SaleFacts(msgspec.Struct, kw_only=True):
+class SaleFacts(msgspec.Struct, kw_only=True):
+    """What a delivery attempt posts: the sale, its lead as stored, the campaign's endpoints."""
+
     lead_id: uuid.UUID
     campaign_id: uuid.UUID
     buyer_id: uuid.UUID
@@ -183,7 +205,7 @@ class _SaleFacts(msgspec.Struct, kw_only=True):
     created_at: dt.datetime
 
 
-async def _facts(conn: AsyncConnection, sale_id: uuid.UUID) -> _SaleFacts | None:
+async def _facts(conn: AsyncConnection, sale_id: uuid.UUID) -> SaleFacts | None:
     row = (
         await conn.execute(
             sa.select(
@@ -202,34 +224,51 @@ async def _facts(conn: AsyncConnection, sale_id: uuid.UUID) -> _SaleFacts | None
     ).first()  # fmt: skip
     if row is None:
         return None
-    return _SaleFacts(
+    return SaleFacts(
         lead_id=row.lead_id, campaign_id=row.campaign_id, buyer_id=row.buyer_id, ping_id=row.ping_id,
         vertical=row.slug, fields=row.fields, pii=row.pii or {}, consent=row.consent,
         source=row.source, test=row.test, endpoints=row.endpoints, created_at=row.created_at,
     )  # fmt: skip
 
 
-async def deliver(ctx: Context, sale_id: uuid.UUID, *, holds: list[cap_store.Hold]) -> Attempted:
-    """One delivery attempt: claim it, post the lead, settle or schedule the retry."""
+async def deliver(
+    ctx: Context,
+    sale_id: uuid.UUID,
+    *,
+    holds: list[cap_store.Hold],
+    first: tuple[outbox.Claim, SaleFacts] | None = None,
+) -> Attempted:
+    """One delivery attempt: claim it, post the lead, settle or schedule the retry.
+    ``first``: the attempt ``start_sale`` already leased, and the sale's facts from memory."""
     buyer: list[str] = []  # _deliver puts the sale's buyer here once it knows it
-    attempted = await _deliver(ctx, sale_id, holds, buyer)
+    attempted = await _deliver(ctx, sale_id, holds, buyer, first)
     if buyer and attempted.outcome != "busy":
         metrics.delivery_attempted(buyer[0], attempted.outcome, attempted.latency_ms)
     return attempted
 
 
-async def _deliver(ctx: Context, sale_id: uuid.UUID, holds: list[cap_store.Hold], buyer: list[str]) -> Attempted:
+async def _deliver(
+    ctx: Context,
+    sale_id: uuid.UUID,
+    holds: list[cap_store.Hold],
+    buyer: list[str],
+    first: tuple[outbox.Claim, SaleFacts] | None,
+) -> Attempted:
     from exchange import delivery
 
     settings = ctx.settings
     now = dt.datetime.now(dt.timezone.utc)
     lease = dt.timedelta(milliseconds=settings.delivery_lease_ms)
-    async with ctx.db.write() as conn:
-        claim = await outbox.claim(conn, sale_id, now, lease)
-        if claim is None:
-            return Attempted(outcome="busy")
-        facts = await _facts(conn, sale_id)
-    assert facts is not None
+    if first is not None:
+        claim, facts = first
+    else:
+        async with ctx.db.write() as conn:
+            claimed = await outbox.claim(conn, sale_id, now, lease)
+            if claimed is None:
+                return Attempted(outcome="busy")
+            claim, found = claimed, await _facts(conn, sale_id)
+        assert found is not None
+        facts = found
     buyer.append(str(facts.buyer_id))
     endpoints = msgspec.convert(facts.endpoints, delivery.BuyerEndpoints) if facts.endpoints else None
     verdict = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from typing import Any
 
 import msgspec
 import sqlalchemy as sa
@@ -52,6 +53,18 @@ class Memo(msgspec.Struct, kw_only=True):
     pending: dict[str, str] = {}  # sale id -> ISO time its next attempt is due
 
 
+class InlineLead(msgspec.Struct, frozen=True, kw_only=True):
+    """The lead as the supplier's request stored it, so the request's first delivery attempts
+    post it from memory instead of reading it back (a worker's walk passes none)."""
+
+    vertical: str
+    fields: dict[str, Any]
+    pii: dict[str, Any]
+    consent: dict[str, Any] | None
+    source: str | None
+    test: bool
+
+
 def holds_of(memo: Memo, campaign_id: str) -> list[cap_store.Hold]:
     return [h for h in memo.holds if h.campaign_id == campaign_id]
 
@@ -63,13 +76,15 @@ async def run(
     lead_id: uuid.UUID,
     overrides: dict[str, TraceEntry],
     now: dt.datetime,
+    inline: InlineLead | None = None,
 ) -> Done:
+    """``inline``: the walk runs in the supplier's request, which holds the stored lead."""
     assert memo.state is not None
     while True:
         action = next_post(memo.state)
         if isinstance(action, Done):
             return action
-        outcome = await _step(ctx, market, memo, action, lead_id, overrides, now)
+        outcome = await _step(ctx, market, memo, action, lead_id, overrides, now, inline)
         memo.state = record(memo.state, action.candidate.campaign_id, outcome)
 
 
@@ -81,6 +96,7 @@ async def _step(
     lead_id: uuid.UUID,
     overrides: dict[str, TraceEntry],
     now: dt.datetime,
+    inline: InlineLead | None = None,
 ) -> PostOutcome:
     candidate = action.candidate
     cid = candidate.campaign_id
@@ -94,12 +110,16 @@ async def _step(
         entry.reason, entry.details["error"] = reasons.POST_ERROR, "campaign removed since the ping"
         return PostOutcome.ERROR
     endpoints = _endpoints(market, cid)
+    # In the request the first attempt follows the commit at once: the delivery is written
+    # with it leased, and the attempt takes the lead from memory (no transaction to claim it).
+    lease = dt.timedelta(milliseconds=ctx.settings.delivery_lease_ms) if inline is not None else None
     async with ctx.db.write() as conn:
         started = await selling.start_sale(
             conn, campaign=campaign, has_endpoint=endpoints is not None, lead_id=lead_id,
             supplier_id=memo.supplier_id, price_minor=candidate.bid.amount_minor,
             payout_minor=action.promised_payout_minor, currency=memo.currency,
             held=cid in memo.held, max_sells=memo.max_sells, now=now,
+            first_attempt_lease=lease,
         )  # fmt: skip
     if isinstance(started, selling.Refused):
         entry.reason = started.reason
@@ -112,7 +132,16 @@ async def _step(
     if not sale.needs_delivery:
         entry.reason = reasons.SOLD
         return PostOutcome.ACCEPTED
-    result = await selling.deliver(ctx, sale.sale_id, holds=holds_of(memo, cid))
+    first = None
+    if inline is not None and sale.first is not None:
+        facts = selling.SaleFacts(
+            lead_id=lead_id, campaign_id=uuid.UUID(cid), buyer_id=uuid.UUID(campaign.buyer_id),
+            ping_id=memo.ping_id, vertical=inline.vertical, fields=inline.fields, pii=inline.pii,
+            consent=inline.consent, source=inline.source, test=inline.test,
+            endpoints=market.endpoints.get(cid), created_at=sale.first.created_at,
+        )  # fmt: skip
+        first = (sale.first, facts)
+    result = await selling.deliver(ctx, sale.sale_id, holds=holds_of(memo, cid), first=first)
     entry.latency_ms = result.latency_ms
     if result.detail:
         entry.details["answer"] = result.detail[:200]

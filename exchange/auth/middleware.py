@@ -9,7 +9,11 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
-from exchange.auth.parties import PartyKind, Principal, authenticate
+from exchange.auth.parties import (
+    PartyKind,
+    Principal,
+    authenticate,
+)
 from exchange.errors import forbidden
 
 API_KEY_HEADER = "X-API-Key"
@@ -32,11 +36,15 @@ class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
             raise NotAuthorizedException(
                 f"missing API key: send 'Authorization: Bearer <key>' or '{API_KEY_HEADER}: <key>'"
             )
-        db = connection.app.state.db
-        async with db.read() as conn:
-            principal = await authenticate(conn, raw)
+        cache = connection.app.state.key_cache
+        principal = cache.get(raw)
         if principal is None:
-            raise NotAuthorizedException("unknown, revoked or inactive API key")
+            db = connection.app.state.db
+            async with db.read() as conn:
+                principal = await authenticate(conn, raw)
+            if principal is None:
+                raise NotAuthorizedException("unknown, revoked or inactive API key")
+            cache.put(raw, principal)
         return AuthenticationResult(user=principal, auth=principal.key_id)
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import hashlib
+import time
 import uuid
+import weakref
 import zoneinfo
 from typing import Annotated
 
@@ -169,6 +172,7 @@ async def get_party(conn: AsyncConnection, party_id: uuid.UUID) -> Party | None:
 
 
 async def update_party(conn: AsyncConnection, party_id: uuid.UUID, patch: PartyPatch) -> Party:
+    forget_principals()
     values: dict[str, object] = {}
     if patch.name is not None:
         values["name"] = patch.name
@@ -241,6 +245,7 @@ async def get_key(conn: AsyncConnection, key_id: uuid.UUID) -> KeyInfo | None:
 
 
 async def revoke_key(conn: AsyncConnection, key_id: uuid.UUID) -> KeyInfo:
+    forget_principals()
     await conn.execute(
         api_keys.update()
         .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
@@ -250,6 +255,51 @@ async def revoke_key(conn: AsyncConnection, key_id: uuid.UUID) -> KeyInfo:
     if info is None:
         raise not_found("key")
     return info
+
+
+# An accepted key's principal, for the cache's TTL (EXCHANGE_KEY_CACHE_TTL_MS): a busy
+# supplier's key is looked up once per few seconds, not on every request. A key revoked (or a
+# party deactivated) through this process is dropped at once; through another process it still
+# works here for at most the TTL.
+KEY_CACHE_MAX = 10_000
+_caches: weakref.WeakSet[KeyCache] = weakref.WeakSet()
+
+
+class KeyCache:
+    """One app's cache of accepted keys, by a hash of the key (never the key in clear)."""
+
+    def __init__(self, ttl_ms: int) -> None:
+        self._ttl_s = ttl_ms / 1000
+        self._entries: dict[str, tuple[float, Principal]] = {}
+        _caches.add(self)
+
+    def get(self, raw_key: str) -> Principal | None:
+        if self._ttl_s <= 0:
+            return None
+        hit = self._entries.get(_cache_key(raw_key))
+        if hit is None or time.monotonic() - hit[0] >= self._ttl_s:
+            return None
+        return hit[1]
+
+    def put(self, raw_key: str, principal: Principal) -> None:
+        if self._ttl_s <= 0:
+            return
+        if len(self._entries) >= KEY_CACHE_MAX:  # a bound, not an LRU: rare, and cheap to refill
+            self._entries.clear()
+        self._entries[_cache_key(raw_key)] = (time.monotonic(), principal)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def forget_principals() -> None:
+    """Drop every cached key in this process (after a revocation or a party change)."""
+    for cache in list(_caches):
+        cache.clear()
+
+
+def _cache_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()  # the cache never holds a key in clear
 
 
 async def authenticate(conn: AsyncConnection, raw_key: str) -> Principal | None:

@@ -58,14 +58,20 @@ async def create(
     campaign_id: uuid.UUID,
     buyer_id: uuid.UUID,
     now: dt.datetime,
-) -> None:
+    leased_until: dt.datetime | None = None,
+) -> Claim | None:
+    """Write a sale's delivery, pending. With ``leased_until``, the row is written with its
+    first attempt already taken (as ``claim`` would take it) by the caller, who makes that
+    attempt at once: the claim costs no transaction of its own. The lease still protects it:
+    should the caller die, the sweeper resends the delivery once the lease has run out."""
     await conn.execute(
         deliveries.insert().values(
             sale_id=sale_id, lead_id=lead_id, campaign_id=campaign_id, buyer_id=buyer_id,
-            status=PENDING, attempts=0, next_attempt_at=now, leased_until=None, last_error=None,
-            created_at=now, updated_at=now,
+            status=PENDING, attempts=0 if leased_until is None else 1, next_attempt_at=now,
+            leased_until=leased_until, last_error=None, created_at=now, updated_at=now,
         )
     )  # fmt: skip
+    return None if leased_until is None else Claim(sale_id=sale_id, attempt=1, created_at=now)
 
 
 async def claim(

@@ -114,22 +114,23 @@ async def _credit_limit(
 async def move_balances(
     conn: AsyncConnection, entry: Entry, exempt: Collection[str], limits: Mapping[uuid.UUID, int]
 ) -> None:
+    """Move every party account's balance in one guarded statement, all or nothing.
+
+    The statement first locks the rows in sorted account order (``FOR UPDATE`` on PostgreSQL,
+    the lock order that keeps concurrent posts deadlock-free), then checks every bounded
+    account against its bound on the locked, current balances, and moves them all only when
+    every bound holds. Nothing moves on a refusal, so the caller has nothing to undo here.
+    """
     deltas: dict[str, int] = defaultdict(int)
     for p in entry.postings:
         account = accounts.parse(p.account)
         if account is not None and account.kind in accounts.CACHED_KINDS:
             deltas[p.account] += p.amount_minor
-    # notes: keep the sorted order; it is the lock order that keeps concurrent posts deadlock-free.
-    for code in sorted(deltas):
+    moves: list[tuple[str, int, int | None]] = []
+    for code in sorted(deltas):  # sorted: the lock order
         delta = deltas[code]
         if delta == 0:
             continue
-        balance = account_balances.c.balance_minor
-        stmt = (
-            account_balances.update()
-            .where(account_balances.c.account_code == code)
-            .values(balance_minor=balance + delta)
-        )
         bound: int | None = None
         if entry.kind in BOUNDED_KINDS and delta > 0 and code not in exempt:
             account = accounts.parse(code)
@@ -141,11 +142,55 @@ async def move_balances(
                 if account.kind is AccountKind.BUYER
                 else 0
             )
-            stmt = stmt.where(balance + delta <= bound)
-        result = await conn.execute(stmt)
-        if result.rowcount != 1:
-            if bound is None:  # the row was created above in this savepoint; it cannot be missing
-                raise RuntimeError(f"no balance row for {code}")
-            query = sa.select(balance).where(account_balances.c.account_code == code)
-            current = int((await conn.execute(query)).scalar_one())
-            raise InsufficientFunds(code, delta, bound - current)
+        moves.append((code, delta, bound))
+    if not moves:
+        return
+    moved = {row[0] for row in await conn.execute(_move_statement(conn, moves))}
+    if len(moved) == len(moves):
+        return
+    current = {
+        code: int(balance)
+        for code, balance in await conn.execute(
+            sa.select(account_balances.c.account_code, account_balances.c.balance_minor).where(
+                account_balances.c.account_code.in_([code for code, _, _ in moves])
+            )
+        )
+    }
+    for code, delta, bound in moves:
+        if code not in current:  # opened above in this savepoint, or known to exist
+            raise RuntimeError(f"no balance row for {code}")
+        if bound is not None and current[code] + delta > bound:
+            raise InsufficientFunds(code, delta, bound - current[code])
+    raise RuntimeError(f"balances of entry {entry.id} did not move")  # pragma: no cover
+
+
+def _move_statement(
+    conn: AsyncConnection, moves: list[tuple[str, int, int | None]]
+) -> sa.TextClause:
+    postgres = conn.dialect.name == "postgresql"
+    params: dict[str, object] = {"n": len(moves)}
+    rows, codes = [], []
+    for i, (code, delta, bound) in enumerate(moves):
+        params.update({f"c{i}": code, f"d{i}": delta, f"b{i}": bound})
+        rows.append(f"(CAST(:c{i} AS VARCHAR), CAST(:d{i} AS BIGINT), CAST(:b{i} AS BIGINT))")
+        codes.append(f":c{i}")
+    # SQLite writes one transaction at a time: no row locks, no lock order to keep.
+    materialized, collate, lock = (
+        ("MATERIALIZED ", ' COLLATE "C"', " FOR UPDATE OF account_balances")
+        if postgres
+        else ("", "", "")
+    )
+    sql = (
+        f"WITH v (code, delta, bound) AS (VALUES {', '.join(rows)}), "
+        f"locked AS {materialized}("
+        "SELECT account_balances.account_code, account_balances.balance_minor "
+        f"FROM account_balances WHERE account_balances.account_code IN ({', '.join(codes)}) "
+        f"ORDER BY account_balances.account_code{collate}{lock}) "
+        "UPDATE account_balances SET balance_minor = account_balances.balance_minor + v.delta "
+        "FROM v WHERE account_balances.account_code = v.code "
+        "AND (SELECT count(*) FROM locked) = :n "
+        "AND NOT EXISTS (SELECT 1 FROM locked JOIN v AS w ON w.code = locked.account_code "
+        "WHERE w.bound IS NOT NULL AND locked.balance_minor + w.delta > w.bound) "
+        "RETURNING account_balances.account_code"
+    )
+    return sa.text(sql).bindparams(**params)

@@ -1,17 +1,25 @@
 """Posting entries, inside the caller's transaction.
 
-``post_entry`` is the only writer of postings and balances. In one savepoint it:
+``post_entry`` is the only writer of postings and balances. It:
 
 1. returns the stored entry when the id was posted before with the same contents (a replay),
    and refuses the id with other contents (``EntryConflict``): TigerBeetle's ``exists`` and
    ``exists_with_different_*``, Formance's idempotency hash;
 2. takes a share lock on the period row and refuses a closed period, so a close waits for
    posts in flight and no post lands after it;
-3. opens missing accounts, inserts the postings, and moves each party account's balance with
-   one guarded UPDATE, in sorted account order so two entries never lock in opposite orders.
+3. opens missing accounts, inserts the postings, and moves every party account's balance with
+   one guarded, all-or-nothing UPDATE that locks the rows in sorted account order, so two
+   entries never lock in opposite orders.
 
-A refusal rolls the savepoint back and leaves the caller's transaction usable: the auction can
-catch ``InsufficientFunds`` and try the next bid in the same transaction.
+The common case (accounts open, period open, a new id) takes three statements: one
+``INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING RETURNING`` claims the id only while the
+period row is open (share-locked) and every account exists in the entry's currency; one UPDATE
+moves the balances; one INSERT writes the postings. Anything else (a replay, a closed or new
+period, an account to open, a reversal) takes the careful path inside a savepoint.
+
+A refusal leaves the caller's transaction as it was and usable: the auction can catch
+``InsufficientFunds`` and try the next bid in the same transaction. (The fast path's only
+refusal, insufficient funds, moves nothing and deletes the id it claimed a moment before.)
 """
 
 from __future__ import annotations
@@ -29,12 +37,12 @@ from exchange.errors import FieldProblem, not_found
 from exchange.ledger.builders import reversal_entry
 from exchange.ledger.closing import lock_open_period
 from exchange.ledger.entries import Entry, EntryKind, Posting, check_entry, entry_hash
-from exchange.ledger.errors import EntryConflict, InvalidEntry
+from exchange.ledger.errors import EntryConflict, InsufficientFunds, InvalidEntry
 from exchange.ledger.funds import move_balances, open_accounts
 from exchange.ledger.periods import period_of
 from exchange.ledger.records import LedgerEntry, Posted
 from exchange.ledger.sql import dialect_insert
-from exchange.store.tables import journal_entries, postings
+from exchange.store.tables import journal_entries, ledger_accounts, ledger_periods, postings
 
 
 async def post_entry(
@@ -54,9 +62,20 @@ async def post_entry(
     if problems:
         raise InvalidEntry(problems)
     digest = entry_hash(entry)
+    period = entry.period or period_of(now)
+    limits = credit_limits_minor or {}
+    if entry.reverses_id is None and period <= period_of(now):
+        if await _claim_open(conn, entry, period, digest, now, by):
+            try:
+                await move_balances(conn, entry, allow_overdraft_for, limits)
+            except InsufficientFunds:
+                # nothing moved; give the id back, as a savepoint rollback would
+                await conn.execute(journal_entries.delete().where(journal_entries.c.id == entry.id))
+                raise
+            await _insert_postings(conn, entry)
+            return Posted(entry=_stored(entry, period, now, by), replayed=False)
     if await _hash_of(conn, entry.id) is not None:
         return await _replay(conn, entry.id, digest)
-    period = entry.period or period_of(now)
     if period > period_of(now):
         raise InvalidEntry([FieldProblem("period", f"{period} has not begun")])
     async with conn.begin_nested():
@@ -64,23 +83,96 @@ async def post_entry(
         claimed = await _claim(conn, entry, period, digest, now, by)
         if claimed:
             await open_accounts(conn, entry, now)
-            await conn.execute(
-                postings.insert(),
-                [
-                    {
-                        "entry_id": entry.id,
-                        "line": line,
-                        "account_code": p.account,
-                        "amount_minor": p.amount_minor,
-                        "currency": p.currency,
-                    }
-                    for line, p in enumerate(entry.postings)
-                ],
-            )
-            await move_balances(conn, entry, allow_overdraft_for, credit_limits_minor or {})
+            await _insert_postings(conn, entry)
+            await move_balances(conn, entry, allow_overdraft_for, limits)
     if not claimed:  # a concurrent post of the same id committed between our read and insert
         return await _replay(conn, entry.id, digest)
     return Posted(entry=_stored(entry, period, now, by), replayed=False)
+
+
+async def _insert_postings(conn: AsyncConnection, entry: Entry) -> None:
+    await conn.execute(
+        postings.insert().values(
+            [
+                {
+                    "entry_id": entry.id,
+                    "line": line,
+                    "account_code": p.account,
+                    "amount_minor": p.amount_minor,
+                    "currency": p.currency,
+                }
+                for line, p in enumerate(entry.postings)
+            ]
+        )
+    )
+
+
+def _entry_row(
+    entry: Entry, period: str, digest: str, now: dt.datetime, by: uuid.UUID | None
+) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "kind": entry.kind.value,
+        "lead_id": entry.lead_id,
+        "sale_id": entry.sale_id,
+        "reverses_id": entry.reverses_id,
+        "memo": entry.memo,
+        "period": period,
+        "request_hash": digest,
+        "created_at": now,
+        "created_by": by,
+    }
+
+
+async def _claim_open(
+    conn: AsyncConnection,
+    entry: Entry,
+    period: str,
+    digest: str,
+    now: dt.datetime,
+    by: uuid.UUID | None,
+) -> bool:
+    """Claim the id in one statement, only while the period row exists and is open (share
+    locked, as ``lock_open_period`` does) and every account exists in the entry's currency.
+    False: the id is taken, or something needs the careful path; nothing was written."""
+    currency_of = {p.account: p.currency for p in entry.postings}
+    accounts_ready = (
+        sa.select(sa.func.count())
+        .select_from(ledger_accounts)
+        .where(
+            sa.or_(
+                *(
+                    sa.and_(ledger_accounts.c.code == code, ledger_accounts.c.currency == ccy)
+                    for code, ccy in sorted(currency_of.items())
+                )
+            )
+        )
+        .scalar_subquery()
+    )
+    row = _entry_row(entry, period, digest, now, by)
+    source = (
+        sa.select(
+            *(
+                sa.literal(value, journal_entries.c[name].type).label(name)
+                for name, value in row.items()
+            )
+        )
+        .select_from(ledger_periods)
+        .where(
+            ledger_periods.c.period == period,
+            ledger_periods.c.closed_at.is_(None),
+            accounts_ready == len(currency_of),
+        )
+        # FOR SHARE: posts do not wait for each other, but a close waits for them.
+        .with_for_update(read=True, of=ledger_periods)
+    )
+    stmt = (
+        dialect_insert(conn, journal_entries)
+        .from_select(list(row), source)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(journal_entries.c.id)
+    )
+    return (await conn.execute(stmt)).first() is not None
 
 
 async def reverse_entry(
@@ -182,16 +274,7 @@ async def _claim(
     if entry.reverses_id is not None:
         await _check_reversible(conn, entry.reverses_id)
     stmt = dialect_insert(conn, journal_entries).values(
-        id=entry.id,
-        kind=entry.kind.value,
-        lead_id=entry.lead_id,
-        sale_id=entry.sale_id,
-        reverses_id=entry.reverses_id,
-        memo=entry.memo,
-        period=period,
-        request_hash=digest,
-        created_at=now,
-        created_by=by,
+        **_entry_row(entry, period, digest, now, by)
     )
     # Conflict on the id only: the winner of a race on one id is the entry; we replay it.
     # RETURNING, not rowcount: the async PostgreSQL driver reports -1 for an INSERT.

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 import msgspec
 
 from exchange import reasons
-from exchange.matching.localtime import first_instant_at, require_aware, zone
+from exchange.matching.localtime import UTC, first_instant_at, require_aware, zone
 
 CAPS_MAX = 16  # per campaign
 HOUR = dt.timedelta(hours=1)
@@ -82,8 +83,21 @@ def window_bounds(window: CapWindow, tz: str, now: dt.datetime) -> tuple[dt.date
 
 def window_key(window: CapWindow, tz: str, now: dt.datetime) -> str:
     """A stable name for the window containing ``now``: ``hour:2026-11-23T14:00-05:00``,
-    ``day:2026-11-23``, ``week:2026-11-23`` (its Monday), ``month:2026-11``."""
-    local = require_aware(now).astimezone(zone(tz))
+    ``day:2026-11-23``, ``week:2026-11-23`` (its Monday), ``month:2026-11``.
+
+    Memoised on the exact instant: a lead evaluates every candidate campaign at one ``now``, so
+    the time-zone work is done once per (window, time zone) per lead, not once per campaign.
+    The memo is keyed by ``now`` in UTC: two wall times of one zone that differ only in ``fold``
+    (the repeated fall-back hour) compare and hash equal, two UTC instants never do.
+    """
+    if now.tzinfo is not UTC:  # the usual ``now`` is already UTC: skip the conversion
+        now = require_aware(now)
+    return _window_key(window, tz, now)
+
+
+@functools.lru_cache(maxsize=4096)
+def _window_key(window: CapWindow, tz: str, now_utc: dt.datetime) -> str:
+    local = now_utc.astimezone(zone(tz))
     if window is CapWindow.HOUR:
         top = local.replace(minute=0, second=0, microsecond=0)
         return f"hour:{top.isoformat(timespec='minutes')}"

@@ -230,11 +230,11 @@ def _zip_prefix(item: ZipPrefix, fields: Fields, now: dt.datetime, tz: str) -> b
 
 def _zip_radius(item: ZipRadius, fields: Fields, now: dt.datetime, tz: str) -> bool:
     value = _str(fields, item.field)
-    here = geo.zip_info(value) if value is not None else None
-    center = geo.zip_info(item.center)
+    here = geo.zip_position(value) if value is not None else None
+    center = geo.zip_position(item.center)
     if here is None or center is None:  # unknown zips have no position: cannot be near
         return False
-    return geo.distance_miles(here, center) <= item.miles
+    return geo.distance_between(here, center) <= item.miles
 
 
 def _number_range(item: NumberRange, fields: Fields, now: dt.datetime, tz: str) -> bool:

@@ -5,7 +5,15 @@ Pure rules in ``rules``, wire structs in ``messages``, the database in ``service
 controllers are in ``exchange.api.returns``.
 """
 
-from exchange.returns.messages import DecisionIn, Purchase, Return, ReturnIn, ReturnStatus
+from exchange.returns.messages import (
+    DecisionIn,
+    PiiState,
+    Purchase,
+    PurchaseDetail,
+    Return,
+    ReturnIn,
+    ReturnStatus,
+)
 from exchange.returns.service import (
     ALREADY_DECIDED,
     NOT_CHARGED,
@@ -16,6 +24,7 @@ from exchange.returns.service import (
     WINDOW_CLOSED,
     decide,
     file_return,
+    get_purchase,
     get_return,
     list_purchases,
     list_returns,
@@ -24,6 +33,6 @@ from exchange.returns.service import (
 __all__ = [
     "ALREADY_DECIDED", "NOT_CHARGED", "NOT_DELIVERED", "RATE_EXCEEDED", "RETURN_EXISTS",
     "RETURNS_NOT_ACCEPTED", "WINDOW_CLOSED",
-    "DecisionIn", "Purchase", "Return", "ReturnIn", "ReturnStatus",
-    "decide", "file_return", "get_return", "list_purchases", "list_returns",
+    "DecisionIn", "PiiState", "Purchase", "PurchaseDetail", "Return", "ReturnIn", "ReturnStatus",
+    "decide", "file_return", "get_purchase", "get_return", "list_purchases", "list_returns",
 ]  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -70,3 +70,33 @@ class Purchase(msgspec.Struct, kw_only=True):
     returnable_until: dt.datetime | None  # None: the campaign takes no returns
     return_id: uuid.UUID | None
     return_status: ReturnStatus | None
+
+
+class PiiState(str, enum.Enum):
+    """Whether a purchase read back carries the lead's personal data."""
+
+    INCLUDED = "included"  # the PII is in ``fields``, as it was posted to the buyer
+    PURGED = "purged"  # erased by the retention purge (or on request): non-PII fields only
+    WITHHELD = "withheld"  # a finance key: the purchase and non-PII fields, never the PII
+
+
+class PurchaseDetail(msgspec.Struct, kw_only=True):
+    """One lead a buyer bought and was charged for, read back with its fields (and PII)."""
+
+    sale_id: uuid.UUID
+    lead_id: uuid.UUID
+    buyer_id: uuid.UUID
+    campaign_id: uuid.UUID
+    vertical: str
+    price_minor: int
+    currency: str
+    delivered_at: dt.datetime
+    status: str  # delivered, or returned (refunded)
+    returnable_until: dt.datetime | None  # None: the campaign takes no returns
+    return_id: uuid.UUID | None
+    return_status: ReturnStatus | None
+    reference: str | None  # the buyer's own id for the lead, from its answer to the post
+    fields: dict[str, Any]  # the lead's fields; its PII too when ``pii`` is ``included``
+    consent: dict[str, Any] | None  # as the supplier sent it (TCPA text, certificates...)
+    pii: PiiState
+    pii_purged: bool  # True once the lead's PII was erased (``pii`` is ``purged``)

@@ -21,14 +21,30 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange import ledger
-from exchange.auth.parties import Principal
+from exchange.auth.parties import PartyKind, Principal
 from exchange.campaigns.terms import DEFAULT_HOLD_DAYS, ReturnPayout
 from exchange.errors import ApiError, FieldProblem, forbidden, not_found, validation_error
 from exchange.ids import new_id
 from exchange.ledger.reconcile import CHARGED_STATUSES, SALE_DELIVERED, SALE_RETURNED
 from exchange.returns import rules
-from exchange.returns.messages import Purchase, Return, ReturnIn, ReturnStatus
-from exchange.store.tables import campaigns, journal_entries, returns, sales, supplier_terms
+from exchange.returns.messages import (
+    PiiState,
+    Purchase,
+    PurchaseDetail,
+    Return,
+    ReturnIn,
+    ReturnStatus,
+)
+from exchange.store.tables import (
+    campaigns,
+    journal_entries,
+    lead_pii,
+    leads,
+    returns,
+    sales,
+    supplier_terms,
+    verticals,
+)
 from exchange.store.types import UTCDateTime
 
 # Stable error codes (409 unless said otherwise).
@@ -360,3 +376,61 @@ async def list_purchases(
         )
         for row in await conn.execute(query)
     ]
+
+
+async def get_purchase(
+    conn: AsyncConnection, principal: Principal, sale_id: uuid.UUID
+) -> PurchaseDetail:
+    """One sale read back by its buyer (finance and operators: any), with the lead's fields.
+
+    Only a charged sale (delivered, or delivered then returned) is a purchase: one still being
+    delivered, or rejected or failed, is ``409 not_delivered``. Another buyer's sale is ``404``,
+    as if it did not exist. The PII is there while the lead's ``lead_pii`` row is; finance keys
+    never see it (``pii: withheld``).
+    """
+    row = (
+        await conn.execute(
+            sa.select(
+                sales.c.id, sales.c.lead_id, sales.c.buyer_id, sales.c.campaign_id,
+                sales.c.price_minor, sales.c.currency, sales.c.status, sales.c.reference,
+                sales.c.delivered_at, sales.c.created_at, campaigns.c.return_window_days,
+                verticals.c.slug, leads.c.fields, leads.c.consent,
+                lead_pii.c.pii, lead_pii.c.lead_id.label("pii_lead_id"),
+                returns.c.id.label("return_id"), returns.c.status.label("return_status"),
+            )
+            .select_from(
+                sales.join(campaigns, campaigns.c.id == sales.c.campaign_id)
+                .join(leads, leads.c.id == sales.c.lead_id)
+                .join(verticals, verticals.c.id == leads.c.vertical_id)
+                .outerjoin(lead_pii, lead_pii.c.lead_id == sales.c.lead_id)
+                .outerjoin(returns, returns.c.sale_id == sales.c.id)
+            )
+            .where(sales.c.id == sale_id)
+        )
+    ).first()  # fmt: skip
+    sees_all = principal.is_operator or principal.kind == PartyKind.FINANCE
+    if row is None or (not sees_all and row.buyer_id != principal.party_id):
+        raise not_found("purchase")
+    if row.status not in CHARGED_STATUSES:
+        raise _conflict(
+            NOT_DELIVERED,
+            f"this sale is {row.status}: only a delivered lead is a purchase",
+            status=row.status,
+        )
+    if principal.kind == PartyKind.FINANCE:
+        pii, fields = PiiState.WITHHELD, dict(row.fields)
+    elif row.pii_lead_id is None:
+        pii, fields = PiiState.PURGED, dict(row.fields)
+    else:
+        pii, fields = PiiState.INCLUDED, {**row.fields, **(row.pii or {})}
+    sold_at = _sold_at(row)
+    return PurchaseDetail(
+        sale_id=row.id, lead_id=row.lead_id, buyer_id=row.buyer_id, campaign_id=row.campaign_id,
+        vertical=row.slug, price_minor=int(row.price_minor), currency=row.currency,
+        delivered_at=sold_at, status=row.status,
+        returnable_until=rules.window_closes_at(sold_at, row.return_window_days),
+        return_id=row.return_id,
+        return_status=ReturnStatus(row.return_status) if row.return_status else None,
+        reference=row.reference, fields=fields, consent=row.consent,
+        pii=pii, pii_purged=pii is PiiState.PURGED,
+    )  # fmt: skip

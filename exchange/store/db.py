@@ -10,10 +10,12 @@ thanks to WAL, never wait for writers.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -21,6 +23,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from exchange.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+_json_decode = msgspec.json.decode
+
+
+def json_loads(data: bytes | str) -> Any:
+    """JSON columns are decoded by msgspec (several times faster than the stdlib, which matters
+    when a vertical's campaigns are loaded). Same values for everything we store; the rare text
+    msgspec refuses (a number beyond a float's range) goes to the stdlib, which reads it as
+    ``inf``, so the answer never differs."""
+    try:
+        return _json_decode(data)
+    except msgspec.DecodeError:
+        return json.loads(data)
 
 
 class Database:
@@ -39,6 +54,7 @@ class Database:
                 pool_timeout=settings.database_timeout_s,
                 pool_pre_ping=True,
                 connect_args={"connect_timeout": settings.database_timeout_s},
+                json_deserializer=json_loads,  # set on psycopg's adapters for json and jsonb
             )
             self.read_engine = self.engine
 
@@ -69,7 +85,9 @@ def _ensure_sqlite_dir(url: str) -> None:
 
 
 def _sqlite_engine(url: str, *, begin: str) -> AsyncEngine:
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    engine = create_async_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, json_deserializer=json_loads
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -1,4 +1,5 @@
-"""Housekeeping: forget idempotency answers and duplicate keys once they can no longer matter."""
+"""Housekeeping: forget idempotency answers and duplicate keys once they can no longer matter,
+and erase leads' PII past its retention (``EXCHANGE_PII_RETENTION_DAYS``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sqlalchemy as sa
 
 from exchange.settings import Settings
 from exchange.store.db import Database
-from exchange.store.tables import dedupe_keys, idempotency_keys, verticals
+from exchange.store.tables import dedupe_keys, idempotency_keys, lead_pii, leads, verticals
 
 
 async def purge_expired(db: Database, settings: Settings) -> dict[str, int]:
@@ -28,4 +29,10 @@ async def purge_expired(db: Database, settings: Settings) -> dict[str, int]:
                 )
             )
             removed_keys += result.rowcount
-    return {"idempotency_keys": idem.rowcount, "dedupe_keys": removed_keys}
+        removed_pii = 0
+        if settings.pii_retention_days > 0:
+            cutoff = now - dt.timedelta(days=settings.pii_retention_days)
+            old = sa.select(leads.c.id).where(leads.c.created_at < cutoff)
+            result = await conn.execute(lead_pii.delete().where(lead_pii.c.lead_id.in_(old)))
+            removed_pii = result.rowcount
+    return {"idempotency_keys": idem.rowcount, "dedupe_keys": removed_keys, "lead_pii": removed_pii}

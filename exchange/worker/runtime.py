@@ -68,5 +68,6 @@ async def close() -> None:
     if _auction is not None:
         ctx = _auction[1]
         _auction = None
+        await ctx.market.close()  # type: ignore[attr-defined]
         if ctx.http is not None:  # type: ignore[attr-defined]
             await ctx.http.close()  # type: ignore[attr-defined]

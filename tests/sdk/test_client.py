@@ -40,6 +40,7 @@ from buyers_sdk import (
     NumberRange,
     PercentMargin,
     Purchase,
+    PurchaseDetail,
     RateLimited,
     ResponseRules,
     ReturnPolicy,
@@ -339,6 +340,8 @@ def test_errors_are_typed_with_codes_and_field_paths(market):
     with pytest.raises(NotFound) as missing:
         client.get_campaign(uuid.uuid4())
     assert (missing.value.status, missing.value.code) == (404, "not_found")
+    # The request's id, from the error body, to quote to support: the X-Request-Id header's.
+    assert missing.value.request_id and missing.value.request_id == missing.value.headers["x-request-id"]
 
     theirs = ExchangeClient(exchange.base_url, other.key).create_campaign(
         CampaignIn(name="Theirs", vertical="solar", fixed_price_minor=100)
@@ -404,6 +407,17 @@ def test_account_purchases_traces_returns_and_statement(market):
     # The JSON carries exactly the Struct's fields (test_contract.py checks the schema too).
     raw = exchange.client.get("/v1/purchases", headers=buyer.headers).json()["items"][0]
     assert set(raw) == set(Purchase.__struct_fields__)
+
+    # One purchase read back: the lead as it was posted, PII included; not another buyer's.
+    detail = client.get_purchase(first.sale_id)
+    assert (detail.sale_id, detail.buyer_id, detail.vertical, detail.pii) == (
+        first.sale_id, buyer.id, "solar", "included",
+    )  # fmt: skip
+    assert {"first_name", "phone", "email"} <= set(detail.fields) and detail.consent
+    raw = exchange.client.get(f"/v1/purchases/{first.sale_id}", headers=buyer.headers).json()
+    assert set(raw) == set(PurchaseDetail.__struct_fields__)
+    with ExchangeClient(exchange.base_url, other.key) as stranger, pytest.raises(NotFound):
+        stranger.get_purchase(first.sale_id)
 
     trace = client.lead_trace(lead_id)
     assert str(trace.lead_id) == lead_id and "sold" in trace.reasons
@@ -483,6 +497,9 @@ async def every_method(exchange, client, buyer, supplier) -> None:  # type: igno
     (purchase,) = (await done(client.list_purchases())).items
     assert isinstance(purchase, Purchase) and str(purchase.lead_id) == lead_id
     assert await collect(client.iter_purchases()) == [purchase]
+    detail = await done(client.get_purchase(purchase.sale_id))
+    assert isinstance(detail, PurchaseDetail) and (detail.pii, detail.pii_purged) == ("included", False)
+    assert detail.lead_id == purchase.lead_id and detail.fields["phone"].startswith("+1")
     trace = await done(client.lead_trace(lead_id))
     assert "sold" in trace.reasons and str(created.id) in trace.by_campaign()
     with pytest.raises(NotFound):

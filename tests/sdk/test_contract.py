@@ -390,3 +390,20 @@ def test_the_checker_catches_enum_and_tag_drift(openapi):
     assert problems == [
         "window: enumeration CapWindow: SDK only ['month', 'week'], API only ['year']"
     ]
+
+
+# --- the error body -----------------------------------------------------------------------------
+
+
+def test_the_error_body_is_the_apis():
+    """Every error answer's body: the SDK's ``ErrorResponse`` against the exchange's own Struct
+    (the OpenAPI document has no component for it), both ways, ``request_id`` included."""
+    from buyers_sdk.models import ErrorResponse
+    from exchange.errors import ErrorResponse as ApiErrorResponse
+
+    (_, api) = msgspec.json.schema_components([ApiErrorResponse], ref_template=REF + "{name}")
+    (_, sdk) = msgspec.json.schema_components([ErrorResponse], ref_template=REF + "{name}")
+    assert sorted(sdk) == sorted(api) == ["ErrorBody", "ErrorResponse", "FieldProblem"]
+    for name in sorted(api):
+        assert compare(name, sdk[name], sdk, api[name], api, response=True) == [], name
+    assert "request_id" in sdk["ErrorBody"]["properties"]

@@ -111,3 +111,31 @@ def test_kill_deadlines_leave_room_for_the_shutdown_grace():
     for service in ("api", "worker"):
         period = compose["services"][service]["stop_grace_period"]
         assert period.endswith("s") and int(period[:-1]) >= Settings().shutdown_grace_s + 5, service
+
+
+def _deployment(name: str) -> dict:
+    return next(d for d in yaml.safe_load_all((DEPLOY / "k8s" / name).read_text()) if d and d["kind"] == "Deployment")
+
+
+def test_metrics_are_served_and_announced_to_prometheus():
+    """The API's /metrics and the workers' metrics port are on, exposed, and annotated for
+    scraping on the port the container actually serves them on."""
+    config = next(d for d in yaml.safe_load_all((DEPLOY / "k8s" / "config.yaml").read_text()) if d["kind"] == "ConfigMap")
+    api_port = int(config["data"]["EXCHANGE_PORT"])
+    for name, port_name in (("api.yaml", "http"), ("worker.yaml", "metrics")):
+        template = _deployment(name)["spec"]["template"]
+        notes = template["metadata"]["annotations"]
+        assert (notes["prometheus.io/scrape"], notes["prometheus.io/path"]) == ("true", "/metrics"), name
+        [container] = template["spec"]["containers"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert int(notes["prometheus.io/port"]) == ports[port_name], name
+        if name == "worker.yaml":
+            env = {e["name"]: e["value"] for e in container["env"]}
+            assert int(env["EXCHANGE_WORKER_METRICS_PORT"]) == ports["metrics"]
+        else:
+            assert ports["http"] == api_port
+
+    worker = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]["worker"]
+    port = worker["environment"]["EXCHANGE_WORKER_METRICS_PORT"]
+    assert int(port) > 0 and worker["expose"] == [port]
+    assert "EXCHANGE_DATABASE_URL" in worker["environment"]  # merged with the shared settings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import zlib
 
 import pytest
 
@@ -81,9 +82,41 @@ def test_zip_info_unknown(raw):
 
 
 def test_zip_dataset_is_large_and_keyed_by_five_digits():
-    index = geo._zip_index()
-    assert len(index) > 40_000
-    assert all(len(z) == 5 and z.isdigit() and info.zip == z for z, info in index.items())
+    table = geo.zip_table()
+    assert len(table) > 40_000
+    zips = [info.zip for info in table]
+    assert all(len(z) == 5 and z.isdigit() for z in zips)
+    assert zips == sorted(set(zips))
+    assert all(geo.zip_info(z).zip == z for z in zips[::97])
+
+
+@pytest.mark.parametrize(
+    "raw", ["1000１", "１0001", " 1001", "+1001", "1_001", "٠٠٦٠١", 10001, None]
+)
+def test_zip_info_odd_input(raw):
+    assert geo.zip_info(raw) is None
+    assert geo.zip_position(raw) is None
+
+
+def test_zip_position_matches_zip_info():
+    for zip5 in ("02134", "10001", "90210", "00601", "96910"):
+        info = geo.zip_info(zip5)
+        assert geo.zip_position(zip5) == (info.lat, info.lon)
+    assert geo.zip_position("00000") is None
+    a, b = geo.zip_info("10001"), geo.zip_info("90210")
+    assert geo.distance_between((a.lat, a.lon), (b.lat, b.lon)) == geo.distance_miles(a, b)
+
+
+def test_shipped_zip_file_matches_the_zipcodes_dataset():
+    """exchange/geo_data/zips.bin is generated from ``zipcodes`` (``python -m exchange.geo
+    --rebuild``): it must hold exactly what the dataset says, row for row."""
+    rows = geo.dataset_rows()
+    table = geo.zip_table()
+    assert len(table) == len(rows)
+    for info, row in zip(table, rows, strict=True):
+        assert (info.zip, info.city, info.state, info.timezone, info.lat, info.lon) == row
+    # and regenerating it changes nothing (compared uncompressed: zlib builds may differ)
+    assert zlib.decompress(geo.ZIP_DATA.read_bytes()) == zlib.decompress(geo.build(rows))
 
 
 def test_distance_same_point_is_zero():

@@ -163,3 +163,18 @@ def test_window_contains_now_and_its_key_covers_exactly_it(window: CapWindow, tz
     assert window_key(window, tz, end - dt.timedelta(microseconds=1)) == key
     assert window_key(window, tz, end) != key
     assert window_bounds(window, tz, end)[0] == end  # windows tile time without gaps
+
+
+def test_memoised_keys_tell_the_repeated_hour_apart_by_instant() -> None:
+    """``window_key`` is memoised; two wall times of New York that differ only in ``fold`` are
+    equal as datetimes, yet they are different instants in different hour windows."""
+    from zoneinfo import ZoneInfo
+
+    first = dt.datetime(2026, 11, 1, 1, 30, tzinfo=ZoneInfo(NY))  # 05:30 UTC, EDT
+    second = first.replace(fold=1)  # 06:30 UTC, EST
+    assert first == second  # same zone: fold is ignored by the comparison
+    assert window_key(HOUR, NY, first) == "hour:2026-11-01T01:00-04:00"
+    assert window_key(HOUR, NY, second) == "hour:2026-11-01T01:00-05:00"
+    assert window_key(HOUR, NY, first) == "hour:2026-11-01T01:00-04:00"
+    with pytest.raises(ValueError):
+        window_key(HOUR, NY, dt.datetime(2026, 11, 1, 1, 30))
