@@ -12,6 +12,7 @@ from typing import Any
 
 import dramatiq
 import msgspec
+import sqlalchemy.exc
 from litestar import Litestar, MediaType, Request, Response
 from litestar.exceptions import (
     HTTPException,
@@ -138,7 +139,19 @@ def _http(_: Request, exc: HTTPException) -> Response:
     return _error(status, ErrorBody(code=code, message=exc.detail), dict(exc.headers or {}))
 
 
+# Every pooled database connection busy for the pool's whole timeout: the process is
+# overloaded, not broken. A 503 with Retry-After tells a supplier to back off and send again.
+OVERLOADED_RETRY_AFTER_S = 1
+
+
 def _unexpected(request: Request, exc: Exception) -> Response:
+    if _caused_by(exc, sqlalchemy.exc.TimeoutError):
+        log.warning("overloaded: no database connection free", extra={"path": request.url.path})
+        return _error(
+            503,
+            ErrorBody(code="overloaded", message="the exchange is at capacity; retry shortly"),
+            {"Retry-After": str(OVERLOADED_RETRY_AFTER_S)},
+        )
     log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
     return _error(500, ErrorBody(code="internal_error", message="internal error; it was logged"))
 
