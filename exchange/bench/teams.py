@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import time
 import uuid
 from collections import Counter
@@ -106,6 +107,10 @@ async def run(settings: Settings, urls: list[str], supplier_key: str, *, agents:
     from exchange.store.tables import offers
     from exchange.teams import routing
 
+    # Routing runs in this process: its per-lead INFO lines would flood the bench's console.
+    teams_log = logging.getLogger("exchange.teams")
+    level = teams_log.level
+    teams_log.setLevel(max(logging.WARNING, level))
     db = Database(settings)
     try:
         async with db.write() as conn:
@@ -159,6 +164,7 @@ async def run(settings: Settings, urls: list[str], supplier_key: str, *, agents:
                 single += int(statuses.count(200) == 1 and statuses.count(409) == len(statuses) - 1)
     finally:
         await db.dispose()
+        teams_log.setLevel(level)
     return TeamsResult(
         agents=agents, leads=len(rr_ids), rr_leads_per_s=len(rr_ids) / rr_elapsed, rr_route=Latency.of(route_ms),
         rr_spread=max(counts) - min(counts), claimers=claimers, trials=len(par_ids), settle=Latency.of(settle_ms),
