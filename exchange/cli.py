@@ -683,7 +683,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = _command(
         key_sub, "revoke", "revoke a key by its prefix",
         "Revokes the key with this prefix (keys read lx_<prefix>_<secret>; listings show the\n"
-        "prefix); requests with it are refused from then on.",
+        "prefix); API processes refuse it within EXCHANGE_KEY_CACHE_TTL_MS (docs/keys.md).",
         "exchange key revoke 3f9a2c1b7d04",
     )  # fmt: skip
     revoke.add_argument("prefix", help="the key's prefix: the part between `lx_` and the next `_`")

@@ -7,6 +7,7 @@ PostgreSQL or Redis fails the run; on a laptop without them those tests are skip
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import uuid
@@ -41,22 +42,32 @@ def _unavailable(service: str, exc: Exception) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for this run, migrated once, dropped at the end."""
-    name = f"exchange_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+@contextlib.contextmanager
+def scratch_pg_database(prefix: str, *, migrated: bool = True) -> Iterator[str]:
+    """A new PostgreSQL database named ``<prefix>_<pid>_<random>``, migrated unless told not to
+    (a test that migrates it as production would), dropped afterwards whatever happened."""
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     try:
         admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
         _unavailable("PostgreSQL", exc)
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    url = f"{base}/{name}"
-    migrate.upgrade(load_settings(env={}, database_url=url, secret_key=TEST_SECRET))
-    yield url
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    try:
+        if migrated:
+            migrate.upgrade(load_settings(env={}, database_url=url, secret_key=TEST_SECRET))
+        yield url
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this run, migrated once, dropped at the end."""
+    with scratch_pg_database("exchange_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

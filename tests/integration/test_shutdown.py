@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import sqlalchemy as sa
 from litestar.testing import TestClient
@@ -27,10 +26,9 @@ from exchange.cluster import free_ports
 from exchange.request_ids import HEADER
 from exchange.settings import Settings, load_settings
 from exchange.simulator import Behaviour, BuyerServer, post_endpoint
-from exchange.store import migrate
 from exchange.store.tables import delivery_attempts, sales
 from exchange.worker.broker import reset_broker, setup_broker
-from tests.conftest import PG_ADMIN_URL, TEST_SECRET, _truncate_pg, decode, run
+from tests.conftest import TEST_SECRET, _truncate_pg, decode, run, scratch_pg_database
 from tests.integration.test_delivery_faults import _market, _one_charge, _sale_of, _wait
 from tests.integration.test_intake_api import solar_lead
 from tests.market import add_campaign
@@ -43,20 +41,8 @@ EXIT_WAIT_S = 20
 
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
-    name = f"h2_shutdown_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    try:
-        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is not reachable: {exc}") if os.environ.get("CI") else pytest.skip(str(exc))
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    try:
-        migrate.upgrade(load_settings(env={}, database_url=url, secret_key=TEST_SECRET))
+    with scratch_pg_database("exchange_test_shutdown") as url:
         yield url
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _settings(database: str, tmp_path: Path, **overrides: Any) -> Settings:

@@ -29,7 +29,7 @@ import pytest
 
 from exchange.cluster import Cluster, free_ports
 from exchange.simulator import Behaviour, BuyerServer, endpoints
-from tests.conftest import PG_ADMIN_URL, _unavailable
+from tests.conftest import scratch_pg_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -58,16 +58,8 @@ def _port_candidates() -> range | None:
 @pytest.fixture
 def empty_pg_url() -> Any:
     """A new, empty PostgreSQL database: the cluster migrates it as production would."""
-    name = f"exchange_test_topology_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    try:
-        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        _unavailable("PostgreSQL", exc)
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_pg_database("exchange_test_topology", migrated=False) as url:
+        yield url
 
 
 def _flush_broker(redis_url: str) -> None:
