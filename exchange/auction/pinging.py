@@ -156,7 +156,9 @@ async def _hold_and_write_ping(
             fields=dict(fields),
             offer=msgspec.to_builtins(
                 {
-                    "ranked": ranked,
+                    # What a later post walks. A direct post walks it now, from memory, and
+                    # its ping can never be posted again: a few hundred bids not written.
+                    **({"ranked": ranked} if posting_lead_id is None else {}),
                     "promises": offer.promises() if offer else [],
                     "holds": holds,
                     "meta": meta,
@@ -238,7 +240,7 @@ async def _write_trace(conn: AsyncConnection, subject_id: uuid.UUID, stage: str,
             subject_id=subject_id,
             stage=stage,
             decisions={
-                "entries": [msgspec.to_builtins(e) for e in auction.entries.values()],
+                "entries": list(auction.entries.values()),  # Structs: the column's msgspec encodes them
                 "excluded_by_index": auction.excluded_by_index,
             },
             created_at=now,

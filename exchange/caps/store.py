@@ -48,6 +48,17 @@ async def read_usage(
     usage: dict[str, dict[str, tuple[int, int]]] = {}
     if not pairs:
         return usage
+    if conn.dialect.name == "postgresql":
+        # Two array parameters, whatever the number of pairs: one statement text that psycopg
+        # and PostgreSQL prepare once (an IN list of a few hundred pairs was a new text per
+        # lead, parsed by the driver and planned by the server every time). It may return a
+        # few rows nobody asked for (a campaign's other window with a wanted key): skipped.
+        asked = set(pairs)
+        params = {"ids": sorted({c for c, _ in asked}), "keys": sorted({k for _, k in asked})}
+        for campaign_id, key, count, spend in await conn.execute(_USAGE_PG, params):
+            if (campaign_id, key) in asked:
+                usage.setdefault(campaign_id, {})[key] = (count, spend)
+        return usage
     keys = [(uuid.UUID(c), k) for c, k in pairs]
     query = sa.select(
         cap_counters.c.campaign_id, cap_counters.c.window_key, cap_counters.c.count,
@@ -58,7 +69,15 @@ async def read_usage(
     return usage
 
 
-def windows(campaign_id: str, caps: Sequence[Cap], tz: str, now: dt.datetime) -> list[tuple[str, str]]:
+_USAGE_PG = sa.text(
+    "SELECT campaign_id::text, window_key, count, spend_minor FROM cap_counters"
+    " WHERE campaign_id = ANY(CAST(:ids AS uuid[])) AND window_key = ANY(CAST(:keys AS text[]))"
+)
+
+
+def windows(
+    campaign_id: str, caps: Sequence[Cap], tz: str, now: dt.datetime
+) -> list[tuple[str, str]]:
     return [(campaign_id, window_key(cap.window, tz, now)) for cap in caps]
 
 
@@ -82,7 +101,12 @@ async def reserve(
     )
     for key, cap in planned:  # a cap the lead alone would break needs no round trip
         if cap.max_count is not None and cap.max_count < 1:
-            return CapBreach(reason=reasons.cap_reached(cap.window.value), window_key=key, used=0, limit=cap.max_count)
+            return CapBreach(
+                reason=reasons.cap_reached(cap.window.value),
+                window_key=key,
+                used=0,
+                limit=cap.max_count,
+            )
         if cap.max_spend_minor is not None and price_minor > cap.max_spend_minor:
             return CapBreach(
                 reason=reasons.budget_reached(cap.window.value), window_key=key, used=0,

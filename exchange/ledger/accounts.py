@@ -69,6 +69,11 @@ def buyer(party_id: uuid.UUID) -> str:
     return f"{AccountKind.BUYER.value}:{party_id}"
 
 
+def buyer_prefix() -> str:
+    """What every buyer account code starts with (``buyer(id)`` is it plus the id)."""
+    return f"{AccountKind.BUYER.value}:"
+
+
 def supplier(party_id: uuid.UUID) -> str:
     return f"{AccountKind.SUPPLIER.value}:{party_id}"
 
