@@ -81,15 +81,16 @@ async def buyer_states(conn: AsyncConnection, buyer_ids: Iterable[str]) -> dict[
     return result
 
 
-# The same three parts with array parameters: one statement text however many buyers, which
+# The same three parts with list parameters: one statement text however many buyers, which
 # psycopg and PostgreSQL prepare once (an IN list made a new text, parsed and planned, per lead).
+# Each list travels as one comma-joined text (the driver dumps a Python list item by item).
 _STATES_PG = sa.text(
     "SELECT 't', buyer_id::text, credit_limit_minor, last_won_at FROM buyer_accounts"
-    " WHERE buyer_id = ANY(CAST(:ids AS uuid[]))"
+    " WHERE buyer_id = ANY(CAST(string_to_array(:ids, ',') AS uuid[]))"
     " UNION ALL SELECT 'm', account_code, balance_minor, NULL FROM account_balances"
-    " WHERE account_code = ANY(CAST(:codes AS text[]))"
+    " WHERE account_code = ANY(string_to_array(:codes, ','))"
     " UNION ALL SELECT 'f', buyer_id::text, sum(price_minor), NULL FROM sales"
-    " WHERE buyer_id = ANY(CAST(:ids AS uuid[])) AND status = :in_flight GROUP BY buyer_id"
+    " WHERE buyer_id = ANY(CAST(string_to_array(:ids, ',') AS uuid[])) AND status = :in_flight GROUP BY buyer_id"
 ).columns(sa.column("kind", sa.String), sa.column("ref", sa.String), sa.column("amount", sa.BigInteger),
           sa.column("at", UTCDateTime))  # fmt: skip
 
@@ -102,7 +103,7 @@ async def _buyer_states_pg(conn: AsyncConnection, ids: list[str]) -> dict[str, B
     won: dict[str, dt.datetime | None] = {}
     money: dict[str, int] = {}
     flying: dict[str, int] = {}
-    params = {"ids": ids, "codes": [prefix + b for b in ids], "in_flight": IN_FLIGHT}
+    params = {"ids": ",".join(ids), "codes": ",".join([prefix + b for b in ids]), "in_flight": IN_FLIGHT}
     for kind, ref, amount, at in await conn.execute(_STATES_PG, params):
         if kind == "t":
             credit[ref] = int(amount)

@@ -4,6 +4,7 @@ ping and its trace. Expiry gives unposted capacity back."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import uuid
 from collections.abc import Mapping
@@ -147,7 +148,8 @@ async def _hold_and_write_ping(
     if posting_lead_id is not None:
         status = PING_POSTING
     await conn.execute(
-        pings.insert().values(
+        pings.insert(),  # a constant statement: SQLAlchemy compiles it once (not per lead)
+        dict(
             id=ping_id,
             supplier_id=supplier.party_id,
             vertical_id=market.vertical_id,
@@ -236,7 +238,8 @@ def _summary(auction: _Auction, market: VerticalMarket | None = None, fields: Ma
 
 async def _write_trace(conn: AsyncConnection, subject_id: uuid.UUID, stage: str, auction: _Auction, now: dt.datetime) -> None:
     await conn.execute(
-        _upsert_trace(conn).values(
+        _upsert_trace(conn.dialect.name),
+        dict(
             subject_id=subject_id,
             stage=stage,
             decisions={
@@ -244,14 +247,16 @@ async def _write_trace(conn: AsyncConnection, subject_id: uuid.UUID, stage: str,
                 "excluded_by_index": auction.excluded_by_index,
             },
             created_at=now,
-        )
+        ),
     )
 
 
-def _upsert_trace(conn: AsyncConnection):  # type: ignore[no-untyped-def]
+@functools.cache
+def _upsert_trace(dialect_name: str):  # type: ignore[no-untyped-def]
+    """Built once per dialect, values bound at execution: compiled once, not per lead."""
     from sqlalchemy.dialects import postgresql, sqlite
 
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
     stmt = dialect.insert(traces)
     return stmt.on_conflict_do_update(
         index_elements=[traces.c.subject_id, traces.c.stage],

@@ -4,12 +4,14 @@ buyer, sale or refund) without ever paying the supplier less than promised."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange import caps as cap_store
@@ -255,13 +257,19 @@ async def _claim_key(conn: AsyncConnection, supplier: Principal, key: str, body:
     """Take the post's idempotency key (its answer is filled in when the walk ends), or raise
     ``KeyTaken``: a twin request took it first."""
     claimed_key = await conn.execute(
-        intake.dialect_insert(conn, idempotency_keys)
-        .values(party_id=supplier.party_id, key=key, request_hash=intake.request_hash(body), status_code=None, response=None, created_at=now)
-        .on_conflict_do_nothing()
-        .returning(idempotency_keys.c.key)
-    )
+        _key_claim(conn.dialect.name),
+        dict(party_id=supplier.party_id, key=key, request_hash=intake.request_hash(body), status_code=None,
+             response=None, created_at=now),
+    )  # fmt: skip
     if claimed_key.first() is None:
         raise intake.KeyTaken()
+
+
+@functools.cache
+def _key_claim(dialect_name: str) -> Any:
+    """Built once per dialect, values bound at execution: compiled once, not per post."""
+    insert = (postgresql if dialect_name == "postgresql" else sqlite).insert
+    return insert(idempotency_keys).on_conflict_do_nothing().returning(idempotency_keys.c.key)
 
 
 async def _store_lead(

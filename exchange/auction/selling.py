@@ -100,7 +100,8 @@ async def start_sale(
         raise RuntimeError("lead already sold as often as it may be")
     sale_id = new_id()
     await conn.execute(
-        sales.insert().values(
+        sales.insert(),  # constant statements with the values apart: compiled once, not per sale
+        dict(
             id=sale_id, lead_id=lead_id, campaign_id=uuid.UUID(campaign.campaign_id),
             buyer_id=uuid.UUID(campaign.buyer_id), supplier_id=supplier_id,
             price_minor=price_minor, payout_minor=payout_minor,

@@ -15,8 +15,10 @@ Counters include held capacity: a ping that offers a bid holds it until the post
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import msgspec
 import sqlalchemy as sa
@@ -36,10 +38,6 @@ class Hold(msgspec.Struct, frozen=True):
     spend_minor: int
 
 
-def _insert(conn: AsyncConnection):  # type: ignore[no-untyped-def]
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(cap_counters)
-
-
 async def read_usage(
     conn: AsyncConnection, wanted: Iterable[tuple[str, str]]
 ) -> dict[str, dict[str, tuple[int, int]]]:
@@ -49,12 +47,12 @@ async def read_usage(
     if not pairs:
         return usage
     if conn.dialect.name == "postgresql":
-        # Two array parameters, whatever the number of pairs: one statement text that psycopg
+        # Two list parameters, whatever the number of pairs: one statement text that psycopg
         # and PostgreSQL prepare once (an IN list of a few hundred pairs was a new text per
         # lead, parsed by the driver and planned by the server every time). It may return a
         # few rows nobody asked for (a campaign's other window with a wanted key): skipped.
         asked = set(pairs)
-        params = {"ids": sorted({c for c, _ in asked}), "keys": sorted({k for _, k in asked})}
+        params = {"ids": ",".join({c for c, _ in asked}), "keys": ",".join({k for _, k in asked})}
         for campaign_id, key, count, spend in await conn.execute(_USAGE_PG, params):
             if (campaign_id, key) in asked:
                 usage.setdefault(campaign_id, {})[key] = (count, spend)
@@ -71,14 +69,40 @@ async def read_usage(
 
 _USAGE_PG = sa.text(
     "SELECT campaign_id::text, window_key, count, spend_minor FROM cap_counters"
-    " WHERE campaign_id = ANY(CAST(:ids AS uuid[])) AND window_key = ANY(CAST(:keys AS text[]))"
-)
+    " WHERE campaign_id = ANY(CAST(string_to_array(:ids, ',') AS uuid[]))"
+    " AND window_key = ANY(string_to_array(:keys, ','))"
+)  # the lists travel as one comma-joined text each: the driver dumps a list item by item
 
 
 def windows(
     campaign_id: str, caps: Sequence[Cap], tz: str, now: dt.datetime
 ) -> list[tuple[str, str]]:
     return [(campaign_id, window_key(cap.window, tz, now)) for cap in caps]
+
+
+@functools.cache
+def _reserve_statement(dialect_name: str, count_capped: bool, spend_capped: bool) -> Any:
+    """The guarded upsert for one window, built once per shape; the numbers are bound at
+    execution, so SQLAlchemy compiles it once instead of per lead."""
+    guard = sa.true()
+    if count_capped:
+        guard = sa.and_(guard, cap_counters.c.count + 1 <= sa.bindparam("max_count", type_=sa.Integer))
+    if spend_capped:
+        spend = cap_counters.c.spend_minor + sa.bindparam("price", type_=sa.BigInteger)
+        guard = sa.and_(guard, spend <= sa.bindparam("max_spend", type_=sa.BigInteger))
+    return (
+        (postgresql if dialect_name == "postgresql" else sqlite)
+        .insert(cap_counters)
+        .on_conflict_do_update(
+            index_elements=[cap_counters.c.campaign_id, cap_counters.c.window_key],
+            set_={
+                "count": cap_counters.c.count + 1,
+                "spend_minor": cap_counters.c.spend_minor + sa.bindparam("price", type_=sa.BigInteger),
+            },
+            where=guard,
+        )
+        .returning(cap_counters.c.count)
+    )
 
 
 async def reserve(
@@ -115,25 +139,10 @@ async def reserve(
     cid = uuid.UUID(campaign_id)
     holds: list[Hold] = []
     for key, cap in planned:
-        guard = sa.true()
-        if cap.max_count is not None:
-            guard = sa.and_(guard, cap_counters.c.count + 1 <= cap.max_count)
-        if cap.max_spend_minor is not None:
-            guard = sa.and_(guard, cap_counters.c.spend_minor + price_minor <= cap.max_spend_minor)
-        stmt = (
-            _insert(conn)
-            .values(campaign_id=cid, window_key=key, count=1, spend_minor=price_minor)
-            .on_conflict_do_update(
-                index_elements=[cap_counters.c.campaign_id, cap_counters.c.window_key],
-                set_={
-                    "count": cap_counters.c.count + 1,
-                    "spend_minor": cap_counters.c.spend_minor + price_minor,
-                },
-                where=guard,
-            )
-            .returning(cap_counters.c.count)
-        )
-        if (await conn.execute(stmt)).first() is None:
+        stmt = _reserve_statement(conn.dialect.name, cap.max_count is not None, cap.max_spend_minor is not None)
+        params = {"campaign_id": cid, "window_key": key, "count": 1, "spend_minor": price_minor,
+                  "price": price_minor, "max_count": cap.max_count, "max_spend": cap.max_spend_minor}  # fmt: skip
+        if (await conn.execute(stmt, params)).first() is None:
             await release(conn, holds)  # the windows this campaign took before this one
             row = (
                 await conn.execute(

@@ -65,7 +65,8 @@ async def create(
     attempt at once: the claim costs no transaction of its own. The lease still protects it:
     should the caller die, the sweeper resends the delivery once the lease has run out."""
     await conn.execute(
-        deliveries.insert().values(
+        deliveries.insert(),  # constant statements with the values apart: compiled once
+        dict(
             sale_id=sale_id, lead_id=lead_id, campaign_id=campaign_id, buyer_id=buyer_id,
             status=PENDING, attempts=0 if leased_until is None else 1, next_attempt_at=now,
             leased_until=leased_until, last_error=None, created_at=now, updated_at=now,
@@ -103,7 +104,8 @@ async def log_attempt(
     detail: str,
 ) -> None:
     await conn.execute(
-        delivery_attempts.insert().values(
+        delivery_attempts.insert(),
+        dict(
             sale_id=claim_.sale_id, attempt=claim_.attempt, started_at=started_at,
             latency_ms=latency_ms, http_status=http_status, outcome=outcome,
             detail=redact(detail or ""),

@@ -7,9 +7,11 @@ behind: no lead, no PII, no duplicate key, no idempotency record.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import uuid
+from typing import Any
 
 import msgspec
 import sqlalchemy as sa
@@ -162,15 +164,20 @@ async def _claim_dedupe_key(
     On PostgreSQL a concurrent claimant blocks on the row until the first commits, then sees
     its fresh timestamp and loses; on SQLite the write lock serialises them outright.
     """
-    stmt = dialect_insert(conn, dedupe_keys).values(
-        vertical_id=vertical_id, key_hash=key_hash, lead_id=lead_id, accepted_at=now
-    )
-    stmt = stmt.on_conflict_do_update(
+    params = {"vertical_id": vertical_id, "key_hash": key_hash, "lead_id": lead_id, "accepted_at": now,
+              "stale_before": now - window}  # fmt: skip
+    return (await conn.execute(_dedupe_claim(conn.dialect.name), params)).first() is not None
+
+
+@functools.cache
+def _dedupe_claim(dialect_name: str) -> Any:
+    """Built once per dialect, values bound at execution: compiled once, not per lead."""
+    stmt = (postgresql if dialect_name == "postgresql" else sqlite).insert(dedupe_keys)
+    return stmt.on_conflict_do_update(
         index_elements=[dedupe_keys.c.vertical_id, dedupe_keys.c.key_hash],
-        set_={"lead_id": lead_id, "accepted_at": now},
-        where=dedupe_keys.c.accepted_at <= now - window,
+        set_={"lead_id": stmt.excluded.lead_id, "accepted_at": stmt.excluded.accepted_at},
+        where=dedupe_keys.c.accepted_at <= sa.bindparam("stale_before"),
     ).returning(dedupe_keys.c.lead_id)
-    return (await conn.execute(stmt)).first() is not None
 
 
 async def insert_lead(
@@ -187,7 +194,8 @@ async def insert_lead(
 ) -> None:
     """The lead row (non-PII fields only) and, apart, its PII."""
     await conn.execute(
-        leads.insert().values(
+        leads.insert(),  # constant statements with the values apart: compiled once, not per lead
+        dict(
             id=lead_id,
             vertical_id=vertical.id,
             vertical_version=vertical.version,
@@ -204,7 +212,7 @@ async def insert_lead(
         )
     )
     if lead.pii:
-        await conn.execute(lead_pii.insert().values(lead_id=lead_id, pii=lead.pii))
+        await conn.execute(lead_pii.insert(), {"lead_id": lead_id, "pii": lead.pii})
 
 
 def _dedupe_values(vertical: verticals.Vertical, lead: ValidLead) -> list[tuple[str, str, str]]:

@@ -91,19 +91,20 @@ async def post_entry(
 
 
 async def _insert_postings(conn: AsyncConnection, entry: Entry) -> None:
+    # A constant statement and a list of rows: one multi-row INSERT on the wire (SQLAlchemy's
+    # insertmanyvalues), compiled once instead of per entry.
     await conn.execute(
-        postings.insert().values(
-            [
-                {
-                    "entry_id": entry.id,
-                    "line": line,
-                    "account_code": p.account,
-                    "amount_minor": p.amount_minor,
-                    "currency": p.currency,
-                }
-                for line, p in enumerate(entry.postings)
-            ]
-        )
+        postings.insert(),
+        [
+            {
+                "entry_id": entry.id,
+                "line": line,
+                "account_code": p.account,
+                "amount_minor": p.amount_minor,
+                "currency": p.currency,
+            }
+            for line, p in enumerate(entry.postings)
+        ],
     )
 
 

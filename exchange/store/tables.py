@@ -259,6 +259,12 @@ sales = sa.Table(
     sa.UniqueConstraint("lead_id", "buyer_id"),
     sa.Index(None, "buyer_id", "created_at"),
     sa.Index(None, "campaign_id", "created_at"),
+    # Money in flight per buyer is read by every auction: only the few sales still being
+    # delivered are indexed, so the read stays small however long the buyer's history.
+    sa.Index(
+        "ix_sales_in_flight", "buyer_id",
+        postgresql_where=sa.text("status = 'delivering'"), sqlite_where=sa.text("status = 'delivering'"),
+    ),  # fmt: skip
 )
 
 # Why each campaign did or did not get a lead: one compact row per ping or lead and stage.

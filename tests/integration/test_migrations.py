@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -38,3 +39,22 @@ def test_downgrade_to_nothing_and_back(backend):
     assert _tables(backend) == set()
     migrate.upgrade(backend)
     assert _diff(backend) == []
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_the_large_json_written_per_lead_is_compressed_with_lz4(backend):
+    # Half pglz's insert cost for a trace of a few hundred entries (docs/performance.md).
+    engine = sa.create_engine(backend.sync_database_url)
+    try:
+        with engine.connect() as conn:
+            found = dict(
+                conn.execute(
+                    sa.text(
+                        "SELECT attrelid::regclass::text || '.' || attname, attcompression FROM pg_attribute"
+                        " WHERE (attrelid, attname) IN (('traces'::regclass, 'decisions'), ('pings'::regclass, 'offer'))"
+                    )
+                ).all()
+            )
+    finally:
+        engine.dispose()
+    assert found == {"traces.decisions": "l", "pings.offer": "l"}
