@@ -112,7 +112,11 @@ async def _assign_round_robin(
         ranked = rank_agents(team, reqs, now)
         if not ranked:
             return None
-        chosen = next(m for m in team if m.agent.id == ranked[0])
+        # Routers at once all rank the same agent first. Each takes the first agent in that
+        # order that no other router is assigning right now (the row lock says so), instead of
+        # queueing behind it and losing its compare-and-set when the first commits.
+        first = await store.lock_first_free(conn, ranked) or ranked[0]
+        chosen = next(m for m in team if m.agent.id == first)
         if await store.take(conn, chosen, now):
             return chosen.row.agent_id
     return None

@@ -323,6 +323,8 @@ async def take_offer(
     now = now or utcnow()
     async with db.write() as conn:
         offer = await _my_offer(conn, principal, offer_id)
+        if offer.mode == OfferMode.PARALLEL.value:
+            return await _claim_parallel(conn, principal, offer, now)
         row = await store.owner_row(conn, offer.lead_id)
         cfg = await team_config(conn, row.team_id, now)
         rows = await store.lead_offers(conn, offer.lead_id)
@@ -363,6 +365,46 @@ async def take_offer(
             raise conflict(reason, row)
         log.info("offer taken", extra={"lead_id": str(offer.lead_id), "agent_id": me})
         return ownership_of(await store.owner_row(conn, offer.lead_id))
+
+
+async def _claim_parallel(conn: AsyncConnection, principal: Principal, offer: Any, now: dt.datetime) -> Ownership:
+    """A claim of a parallel offer: the compare-and-set first, reads only when it loses.
+
+    Every claimer of a lead races at once; the losers wait on the winner's row lock, then see
+    the lead owned. Trying the compare-and-set straight away (our offer pending and unexpired,
+    the lead still ``offered``) is what ``parallel.claim`` would decide from the full state, and
+    a lost race costs one more read instead of the team's config and every offer of the lead."""
+    me = principal.party_id
+    if offer.status == OfferStatus.PENDING.value and now < offer.expires_at:
+        taken = await conn.execute(
+            lead_owners.update()
+            .where(lead_owners.c.lead_id == offer.lead_id, lead_owners.c.status == OFFERED)
+            .values(status=OWNED, agent_id=me, owned_since=now, reason=None,
+                    version=lead_owners.c.version + 1, updated_at=now)
+        )  # fmt: skip
+        if taken.rowcount == 1:
+            metrics.TEAM_ASSIGNMENTS.labels("claimed").inc()
+            # Raising below rolls the ownership back with the rest of the transaction.
+            if not await store.close_offer(conn, offer.id, OfferStatus.ACCEPTED, now):
+                raise conflict(reasons.OFFER_NOT_PENDING, await store.owner_row(conn, offer.lead_id))
+            await conn.execute(
+                offers.update()
+                .where(offers.c.lead_id == offer.lead_id, offers.c.status == OfferStatus.PENDING.value)
+                .values(status=OfferStatus.RESCINDED.value, decided_at=now)
+            )
+            if (reason := await store.take_fresh(conn, me, now)) is not None:
+                raise conflict(reason, await store.owner_row(conn, offer.lead_id))
+            log.info("offer taken", extra={"lead_id": str(offer.lead_id), "agent_id": str(me)})
+            return ownership_of(await store.owner_row(conn, offer.lead_id))
+    # Lost the race, or the offer was not claimable: why, from the lead as it stands now.
+    row = await store.owner_row(conn, offer.lead_id)
+    if row.status == OWNED:
+        if row.agent_id == me:
+            return ownership_of(row)  # a repeated claim by the owner
+        raise conflict(reasons.ALREADY_CLAIMED, row)
+    cfg = await team_config(conn, row.team_id, now)
+    lost = parallel.claim(par_state(row, cfg, await store.lead_offers(conn, offer.lead_id)), str(me), now)
+    raise conflict(lost.reason if isinstance(lost, parallel.Lost) else reasons.OFFER_NOT_PENDING, row)
 
 
 async def decline_offer(

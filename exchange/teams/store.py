@@ -172,6 +172,21 @@ async def take(conn: AsyncConnection, m: Member, now: dt.datetime) -> bool:
     return result.rowcount == 1
 
 
+_FIRST_FREE_PG = sa.text(
+    "SELECT agent_id::text FROM agent_profiles WHERE agent_id = ANY(CAST(string_to_array(:ids, ',') AS uuid[]))"
+    " ORDER BY array_position(string_to_array(:ids, ','), agent_id::text) LIMIT 1 FOR UPDATE SKIP LOCKED"
+)
+
+
+async def lock_first_free(conn: AsyncConnection, agent_ids: list[str]) -> str | None:
+    """Lock the first of ``agent_ids`` (in that order) whose row no other transaction holds;
+    None when all are held, or on SQLite (one writer at a time: nobody else holds one).
+    PostgreSQL only: ``FOR UPDATE SKIP LOCKED``."""
+    if conn.dialect.name != "postgresql" or not agent_ids:
+        return None
+    return (await conn.execute(_FIRST_FREE_PG, {"ids": ",".join(agent_ids)})).scalar()
+
+
 async def take_fresh(conn: AsyncConnection, agent_id: uuid.UUID, now: dt.datetime) -> str | None:
     """``take`` from a fresh read, checking the caps first; the reason when it cannot."""
     from exchange.teams import reasons
