@@ -228,10 +228,19 @@ _PING_OUTCOMES = {
 }
 
 
+# slug -> (the market snapshot, campaign id -> its BuyerEndpoints): converting (and checking)
+# a campaign's endpoints cost more than the rest of its auction; done once per snapshot.
+_ENDPOINTS: dict[str, tuple[VerticalMarket, dict[str, Any]]] = {}
+
+
 def _endpoints(market: VerticalMarket, campaign_id: str) -> Any:
     from exchange import delivery
 
-    raw = market.endpoints.get(campaign_id)
-    if not raw:
-        return None
-    return msgspec.convert(raw, delivery.BuyerEndpoints)
+    cached = _ENDPOINTS.get(market.slug)
+    if cached is None or cached[0] is not market:
+        cached = _ENDPOINTS[market.slug] = (market, {})
+    by_campaign = cached[1]
+    if campaign_id not in by_campaign:
+        raw = market.endpoints.get(campaign_id)
+        by_campaign[campaign_id] = msgspec.convert(raw, delivery.BuyerEndpoints) if raw else None
+    return by_campaign[campaign_id]
