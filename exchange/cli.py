@@ -318,6 +318,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     from exchange.bench import runner
 
+    if args.profile:
+        return _bench_profile(args)
     options = runner.Options(
         quick=args.quick, duration_s=args.duration, scenarios=args.scenario or [],
         api_processes=args.api_processes, workers=args.workers, concurrency=args.connections,
@@ -327,8 +329,38 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     return runner.main(options)
 
 
+def _bench_profile(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    import msgspec
+    from rich.console import Console
+
+    from exchange.bench import profiling
+    from exchange.bench.procs import BenchError
+
+    console = Console(width=None if sys.stdout.isatty() else 160)  # piped: wide enough to read
+    with tempfile.TemporaryDirectory(prefix="exchange-profile-") as tmp:
+        try:
+            result = profiling.run(args.profile, args.postgres_dsn, args.redis_url, Path(tmp), count=args.leads,
+                                   say=lambda text: console.print(f"[dim]{text}[/dim]"))  # fmt: skip
+        except BenchError as exc:
+            console.print(f"[red]profile failed:[/red] {exc}")
+            return 1
+    profiling.print_result(result, console)
+    if args.json:
+        Path(args.json).write_bytes(msgspec.json.format(msgspec.json.encode(result)))
+    return 0
+
+
 def _add_bench_command(sub: Any) -> None:
-    from exchange.bench import DEFAULT_POSTGRES_DSN, DEFAULT_REDIS_URL, SCENARIOS
+    from exchange.bench import (
+        DEFAULT_POSTGRES_DSN,
+        DEFAULT_REDIS_URL,
+        PROFILE_LEADS,
+        PROFILES,
+        SCENARIOS,
+    )
 
     bench = sub.add_parser(
         "bench",
@@ -357,8 +389,15 @@ scenarios:
   embedded  the post scenario on the default (SQLite, in-process worker, no Redis)
 
 A full run writes docs/performance.md; --quick (every scenario briefly, under two minutes)
-writes nothing unless --write PATH says where.""",
-        epilog="example:\n  exchange bench --quick --scenario post",
+writes nothing unless --write PATH says where.
+
+--profile NAME says where the time goes instead: the same market, the exchange in this process,
+leads sent one at a time; CPU per lead (API and PostgreSQL), every SQL statement with its count
+and time per lead, and the exchange's functions with the most CPU. Profiles:
+  post      direct posts to the 1,000 fixed-price campaigns (a first delivery attempt included)
+  ping      pings answered by the 10 live-bid buyers
+  route     round-robin routing of unsold leads among 100 agents""",
+        epilog="examples:\n  exchange bench --quick --scenario post\n  exchange bench --profile post",
     )
     bench.add_argument("--quick", action="store_true", help="every scenario briefly (figures only indicative)")
     bench.add_argument("--duration", type=float, metavar="SECONDS", help="length of each measurement (default: 30; 3 with --quick)")
@@ -374,6 +413,10 @@ writes nothing unless --write PATH says where.""",
     bench.add_argument("--redis-url", default=DEFAULT_REDIS_URL, metavar="URL",
                        help="a Redis db the benchmark may flush (default: %(default)s)")
     bench.add_argument("--keep", action="store_true", help="keep the bench database and the processes' logs afterwards (to inspect them)")
+    bench.add_argument("--profile", choices=PROFILES, metavar="NAME",
+                       help="profile one lead's path in-process instead: post, ping or route")
+    bench.add_argument("--leads", type=int, default=PROFILE_LEADS, metavar="N",
+                       help="with --profile: leads measured, and as many again under cProfile (default: %(default)s)")
     bench.set_defaults(func=cmd_bench)
 
 

@@ -117,10 +117,15 @@ async def _run_auction(
     mode = terms.auction_mode or Mode(market.auction_mode)
     vertical_margin = msgspec.convert(market.margin, MarginRule) if market.margin else NO_MARGIN
 
+    margins: dict[str, MarginRule] = {}  # per buyer: a buyer bids with many campaigns
+
     def margin_for(buyer_id: str) -> MarginRule:
-        buyer = market.buyers.get(buyer_id)
-        buyer_margin = msgspec.convert(buyer.margin, MarginRule) if buyer and buyer.margin else None
-        return resolve_margin(vertical_margin, buyer=buyer_margin, supplier=terms.margin)
+        rule = margins.get(buyer_id)
+        if rule is None:
+            buyer = market.buyers.get(buyer_id)
+            buyer_margin = msgspec.convert(buyer.margin, MarginRule) if buyer and buyer.margin else None
+            rule = margins[buyer_id] = resolve_margin(vertical_margin, buyer=buyer_margin, supplier=terms.margin)
+        return rule
 
     ranked = rank(bids, mode, terms.min_payout_minor, margin_for, max_sells=max_sells)
     for dropped in ranked.dropped:

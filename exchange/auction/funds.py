@@ -142,8 +142,7 @@ async def lock_and_check(conn: AsyncConnection, buyer_id: str, amount_minor: int
 
 
 async def mark_won(conn: AsyncConnection, buyer_id: str, now: dt.datetime) -> None:
-    await conn.execute(
-        buyer_accounts.update()
-        .where(buyer_accounts.c.buyer_id == uuid.UUID(buyer_id))
-        .values(last_won_at=now)
-    )
+    await conn.execute(_MARK_WON, {"_id": uuid.UUID(buyer_id), "last_won_at": now})
+
+
+_MARK_WON = buyer_accounts.update().where(buyer_accounts.c.buyer_id == sa.bindparam("_id"))

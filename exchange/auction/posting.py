@@ -338,12 +338,10 @@ async def _walk(
     )
     response = _encode(out)
     async with ctx.db.write() as conn:
-        await conn.execute(
-            leads.update()
-            .where(leads.c.id == lead_id)
-            .values(status=status, walk=msgspec.to_builtins(memo, enc_hook=intake.enc_hook) if memo.pending else None)
-        )
-        await conn.execute(pings.update().where(pings.c.id == ping_row.id).values(status=PING_POSTED))
+        # Constant statements, the values bound apart: SQLAlchemy compiles each once, not per lead.
+        walk = msgspec.to_builtins(memo, enc_hook=intake.enc_hook) if memo.pending else None
+        await conn.execute(_SET_LEAD, {"_id": lead_id, "status": status, "walk": walk})
+        await conn.execute(_SET_PING, {"_id": ping_row.id, "status": PING_POSTED})
         # Capacity still held for bids that never sold goes back.
         sold_campaigns = {s.campaign_id for s in sold}
         leftover = [h for h in memo.holds if h.campaign_id in set(memo.held) and h.campaign_id not in sold_campaigns]
@@ -351,11 +349,7 @@ async def _walk(
         memo.holds = [h for h in memo.holds if h not in leftover]
         await conn.execute(cap_holds.delete().where(cap_holds.c.ping_id == ping_row.id))
         await _write_trace(conn, lead_id, "post", _Auction(ranked=ranked, entries=entries, excluded_by_index=0, currency=market.currency), now)
-        await conn.execute(
-            idempotency_keys.update()
-            .where(idempotency_keys.c.party_id == supplier.party_id, idempotency_keys.c.key == key)
-            .values(status_code=201, response=response)
-        )
+        await conn.execute(_SET_ANSWER, {"_party": supplier.party_id, "_key": key, "status_code": 201, "response": response})
     if not lead_in.test:
         metrics.LEADS.labels(market.slug, mode, status).inc()
         if sold:
@@ -370,6 +364,14 @@ async def _walk(
         # routed for its vertical and source, if any. Other sold leads cost nothing here.
         await team_routing.hand_over(ctx.db, [lead_id])
     return intake.Accepted(status_code=201, body=response, replayed=False)
+
+
+# The walk's last writes, built once (the SET columns are the keys of each execution's values).
+_SET_LEAD = leads.update().where(leads.c.id == sa.bindparam("_id"))
+_SET_PING = pings.update().where(pings.c.id == sa.bindparam("_id"))
+_SET_ANSWER = idempotency_keys.update().where(
+    idempotency_keys.c.party_id == sa.bindparam("_party"), idempotency_keys.c.key == sa.bindparam("_key")
+)
 
 
 def _inline(market: VerticalMarket, lead: ValidLead, lead_in: LeadIn) -> walking.InlineLead:

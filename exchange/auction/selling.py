@@ -63,6 +63,20 @@ class Attempted(msgspec.Struct, frozen=True, kw_only=True):
     retry_at: dt.datetime | None = None
 
 
+# Built once, values bound at execution: SQLAlchemy compiles each once instead of per sale.
+_COUNT_SALE = (
+    leads.update()
+    .where(leads.c.id == sa.bindparam("_id"), leads.c.sold_count < sa.bindparam("_max"))
+    .values(sold_count=leads.c.sold_count + 1)
+)
+_DELIVERED = (
+    sales.update()
+    .where(sales.c.id == sa.bindparam("_id"), sales.c.status == SALE_DELIVERING)
+    .returning(sales.c.lead_id, sales.c.buyer_id, sales.c.supplier_id, sales.c.price_minor,
+               sales.c.payout_minor, sales.c.currency)
+)  # fmt: skip
+
+
 async def start_sale(
     conn: AsyncConnection,
     *,
@@ -91,11 +105,7 @@ async def start_sale(
         if not isinstance(reserved, list):
             return Refused(reason=reserved.reason, details=breach_details(reserved))
         new_holds = reserved
-    bumped = await conn.execute(
-        leads.update()
-        .where(leads.c.id == lead_id, leads.c.sold_count < max_sells)
-        .values(sold_count=leads.c.sold_count + 1)
-    )
+    bumped = await conn.execute(_COUNT_SALE, {"_id": lead_id, "_max": max_sells})
     if bumped.rowcount != 1:  # pragma: no cover - the walk never over-sells
         raise RuntimeError("lead already sold as often as it may be")
     sale_id = new_id()
@@ -136,16 +146,8 @@ async def settle_accepted(
     """Mark the sale delivered and charge it, once. False if it was settled already.
     ``outboxed``: False for a sale without a delivery row (nothing to post)."""
     row = (
-        await conn.execute(
-            sales.update()
-            .where(sales.c.id == sale_id, sales.c.status == SALE_DELIVERING)
-            .values(status=SALE_DELIVERED, delivered_at=now, reference=reference)
-            .returning(
-                sales.c.lead_id, sales.c.buyer_id, sales.c.supplier_id, sales.c.price_minor,
-                sales.c.payout_minor, sales.c.currency,
-            )
-        )
-    ).first()  # fmt: skip
+        await conn.execute(_DELIVERED, {"_id": sale_id, "status": SALE_DELIVERED, "delivered_at": now, "reference": reference})
+    ).first()
     if row is None:
         return False
     if outboxed:

@@ -14,8 +14,11 @@ teams      round-robin assignment and simultaneous parallel claims
 memory     an API process's RSS with many campaigns cached
 checks     correctness after the run
 report     targets, the console tables, docs/performance.md
+profiling  ``--profile``: where one lead's time goes, in-process (CPU, SQL statements, functions)
 """
 
 SCENARIOS = ("post", "ping", "deadline", "matching", "teams", "memory", "scale", "embedded")
 DEFAULT_POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/7"
+PROFILES = ("post", "ping", "route")
+PROFILE_LEADS = 300

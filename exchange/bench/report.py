@@ -144,6 +144,7 @@ Written by `exchange bench` on {report.date}. Command: `{report.command}`.
 .venv/bin/exchange bench                 # every scenario, full length; writes this file
 .venv/bin/exchange bench --quick         # every scenario briefly (under two minutes); writes nothing
 .venv/bin/exchange bench --scenario ping --duration 60 --json out.json
+.venv/bin/exchange bench --profile post         # where one direct post's time goes, in-process
 ```
 
 It needs PostgreSQL and Redis running (`--postgres-dsn`, `--redis-url`). It starts everything else
@@ -189,8 +190,10 @@ runs on different machines compare:
 
 {goals}
 
-Where a target is missed, profile that scenario alone (`--scenario NAME --duration 60`) with
-`py-spy record --pid <api pid>` while it runs; the API processes log under the run directory.
+Where a target is missed, `exchange bench --profile post` (or `ping`, `route`) says where one
+lead's time goes: CPU per lead in the API and in PostgreSQL, every SQL statement with its count
+and time, and the exchange's functions with the most CPU. Under load, `py-spy record --pid <api
+pid>` on a scenario run alone (`--scenario NAME --duration 60`) shows the rest.
 
 ## Correctness after the run
 

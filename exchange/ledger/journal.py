@@ -25,6 +25,7 @@ refusal, insufficient funds, moves nothing and deletes the id it claimed a momen
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections import defaultdict
 from collections.abc import Collection, Mapping
@@ -91,21 +92,26 @@ async def post_entry(
 
 
 async def _insert_postings(conn: AsyncConnection, entry: Entry) -> None:
-    # A constant statement and a list of rows: one multi-row INSERT on the wire (SQLAlchemy's
-    # insertmanyvalues), compiled once instead of per entry.
-    await conn.execute(
-        postings.insert(),
+    # One multi-row INSERT, built once per number of lines (an executemany would be one
+    # execution per line on the server).
+    params: dict[str, Any] = {}
+    for line, p in enumerate(entry.postings):
+        params.update({f"e{line}": entry.id, f"l{line}": line, f"a{line}": p.account, f"m{line}": p.amount_minor,
+                       f"c{line}": p.currency})  # fmt: skip
+    await conn.execute(_postings_insert(len(entry.postings)), params)
+
+
+_POSTING_PARAMS = (("e", "entry_id"), ("l", "line"), ("a", "account_code"), ("m", "amount_minor"), ("c", "currency"))
+
+
+@functools.cache
+def _postings_insert(lines: int) -> Any:
+    return postings.insert().values(
         [
-            {
-                "entry_id": entry.id,
-                "line": line,
-                "account_code": p.account,
-                "amount_minor": p.amount_minor,
-                "currency": p.currency,
-            }
-            for line, p in enumerate(entry.postings)
-        ],
-    )
+            {column: sa.bindparam(f"{prefix}{i}", type_=postings.c[column].type) for prefix, column in _POSTING_PARAMS}
+            for i in range(lines)
+        ]
+    )  # fmt: skip
 
 
 def _entry_row(

@@ -171,9 +171,24 @@ def filter_field(item: Filter) -> str:
     return reasons.EXPRESSION_FIELD if isinstance(item, Expression) else item.field
 
 
-def evaluation_order(filters: Sequence[Filter]) -> list[Filter]:
-    """Filters in the order they run: by kind rank, then as the campaign lists them."""
-    return sorted(filters, key=lambda item: _RANK[type(item)])
+def evaluation_order(filters: Sequence[Filter]) -> Sequence[Filter]:
+    """Filters in the order they run: by kind rank, then as the campaign lists them. Worked
+    out once per campaign's filters (a market snapshot keeps the same tuple for every lead)."""
+    key = id(filters)
+    cached = _ORDERED.get(key)
+    if cached is not None and cached[0] is filters:
+        return cached[1]
+    ordered = sorted(filters, key=lambda item: _RANK[type(item)])
+    if isinstance(filters, tuple):  # immutable: safe to remember (a list could change under us)
+        if len(_ORDERED) >= _ORDERED_MAX:
+            _ORDERED.clear()
+        _ORDERED[key] = (filters, ordered)
+    return ordered
+
+
+# id(filters) -> (filters, their evaluation order); the tuple is kept so its id stays its own.
+_ORDERED: dict[int, tuple[Sequence[Filter], list[Filter]]] = {}
+_ORDERED_MAX = 20_000  # about two snapshots of 10,000 campaigns; then it starts again
 
 
 def first_failing(

@@ -71,3 +71,21 @@ def test_quick_bench_runs_every_scenario_and_its_checks_pass(services: None, tmp
     with psycopg.connect(PG_ADMIN_URL) as conn:  # its database is gone
         left = conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (database,)).fetchone()
     assert left == (0,)
+
+
+def test_profile_says_where_a_direct_posts_time_goes(services: None, tmp_path: Path) -> None:
+    out = tmp_path / "profile.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "exchange.cli", "bench", "--profile", "post", "--leads", "20", "--json", str(out),
+         "--postgres-dsn", PG_ADMIN_URL, "--redis-url", BENCH_REDIS_URL],
+        cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-6000:]
+    result = json.loads(out.read_text())
+    assert result["name"] == "post" and result["leads"] == 20
+    assert result["api_cpu_ms"] > 0 and result["wall_ms"] >= result["statement_wall_ms"] > 0
+    statements = {s["sql"].split(" ")[0] + " " + s["sql"].split(" ")[2] for s in result["statements"]}
+    # The sale's own writes are among what it counts, each once per lead.
+    assert {"INSERT leads", "INSERT sales", "INSERT deliveries", "INSERT journal_entries"} <= statements, statements
+    assert any("direct_post" in f["name"] for f in result["functions"])
+    assert "CPU per lead" in done.stdout

@@ -41,7 +41,7 @@ def test_help_exits_0_with_a_description_and_an_example(path, parser):
     assert done.value.code == 0
     text = out.getvalue()
     assert parser.description and parser.formatter_class is argparse.RawDescriptionHelpFormatter
-    assert "example:\n  exchange " in text or 'example:\n  eval "$(exchange ' in text, text
+    assert any(f"{label}:\n  {start}" in text for label in ("example", "examples") for start in ("exchange ", 'eval "$(exchange ')), text
     assert "{" not in text.split("\n", 1)[0], text  # the usage line names no choices list
     for line in text.splitlines():
         assert len(line) <= 100, line
@@ -61,9 +61,11 @@ def test_each_example_parses(path, parser):
     """The example in the epilog is a real command line for this very parser."""
     import shlex
 
-    example = parser.epilog.split("example:\n  ", 1)[1].splitlines()[0].split("  #")[0]
-    if example.startswith('eval "$('):
-        example = example.removeprefix('eval "$(').removesuffix(')"')
-    argv = shlex.split(example)
-    assert argv[0] == "exchange"
-    build_parser().parse_args(argv[1:])  # SystemExit on an unknown command or flag
+    listed = parser.epilog.split(":\n", 1)[1]
+    for line in listed.splitlines():
+        example = line.strip().split("  #")[0]
+        if example.startswith('eval "$('):
+            example = example.removeprefix('eval "$(').removesuffix(')"')
+        argv = shlex.split(example)
+        assert argv[0] == "exchange"
+        build_parser().parse_args(argv[1:])  # SystemExit on an unknown command or flag
