@@ -22,6 +22,30 @@ from aiohttp import web
 LATENCY_HEADER = "X-Bench-Latency-Ms"
 HANG_S = 60.0  # a "timeout" answer waits this long: past any auction deadline
 LISTEN_BACKLOG = 4096
+# Distinct buyers are distinct hosts: each live buyer (and the silent one) answers on its own
+# loopback address, so an HTTP client's per-host connection limit sees them apart, as it would
+# in production (a silent buyer holding its connections must not queue the others' pings).
+LOOPBACK = "127.0.0.1"
+LIVE_HOST_FIRST = 10  # live0 -> 127.0.0.10, live1 -> 127.0.0.11, ...
+LIVE_HOSTS_MAX = 20
+HANG_HOST = "127.0.0.30"
+
+
+def host_of(name: str) -> str:
+    if name == "hang":
+        return HANG_HOST
+    if name.startswith("live") and name[4:].isdigit() and int(name[4:]) < LIVE_HOSTS_MAX:
+        return f"127.0.0.{LIVE_HOST_FIRST + int(name[4:])}"
+    return LOOPBACK
+
+
+def url_for(buyers_url: str, name: str) -> str:
+    """The buyer server's URL as buyer ``name`` is reached (its own host, same port)."""
+    return buyers_url.replace(f"//{LOOPBACK}:", f"//{host_of(name)}:", 1)
+
+
+def hosts() -> list[str]:
+    return [LOOPBACK, *(f"127.0.0.{LIVE_HOST_FIRST + b}" for b in range(LIVE_HOSTS_MAX)), HANG_HOST]
 
 
 class BuyerBehaviour(msgspec.Struct, kw_only=True):
@@ -114,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="JSON: {buyer name: behaviour}")
     args = parser.parse_args(argv)
     behaviours = msgspec.json.decode(args.config.encode(), type=dict[str, BuyerBehaviour])
-    web.run_app(buyer_app(behaviours), host="127.0.0.1", port=args.port, access_log=None,
+    web.run_app(buyer_app(behaviours), host=hosts(), port=args.port, access_log=None,
                 print=None, backlog=LISTEN_BACKLOG)  # fmt: skip
     return 0
 

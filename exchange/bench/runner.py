@@ -276,7 +276,7 @@ class Bench:
                 env = {"BENCH_BASELINE_DSN": dsn}
                 factory, path = "exchange.bench.baselines:insert_app", "/lead"
             else:
-                urls = [f"{self.buyers_url}/live{b}/ping" for b in range(seed.LIVE_BUYERS)]
+                urls = [f"{buyers.url_for(self.buyers_url, f'live{b}')}/live{b}/ping" for b in range(seed.LIVE_BUYERS)]
                 env = {"BENCH_FANOUT_URLS": ",".join(urls)}
                 factory, path = "exchange.bench.baselines:fanout_app", "/ping"
             for i in range(count):

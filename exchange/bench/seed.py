@@ -68,11 +68,13 @@ def database_url(name: str, admin_dsn: str = ADMIN_DSN) -> str:
 
 
 def endpoints(buyers_url: str, name: str, *, live: bool, ping_timeout_ms: int = PING_TIMEOUT_MS) -> dict[str, Any]:
+    from exchange.bench.buyers import url_for
     from exchange.simulator import ping_endpoint, post_endpoint
 
-    result: dict[str, Any] = {"post": post_endpoint(buyers_url, name, POST_TIMEOUT_MS)}
+    base = url_for(buyers_url, name)  # each buyer on its own host
+    result: dict[str, Any] = {"post": post_endpoint(base, name, POST_TIMEOUT_MS)}
     if live:
-        result["ping"] = ping_endpoint(buyers_url, name, ping_timeout_ms)
+        result["ping"] = ping_endpoint(base, name, ping_timeout_ms)
     return result
 
 
