@@ -192,8 +192,9 @@ runs on different machines compare:
 
 Where a target is missed, `exchange bench --profile post` (or `ping`, `route`) says where one
 lead's time goes: CPU per lead in the API and in PostgreSQL, every SQL statement with its count
-and time, and the exchange's functions with the most CPU. Under load, `py-spy record --pid <api
-pid>` on a scenario run alone (`--scenario NAME --duration 60`) shows the rest.
+and time, and the exchange's functions with the most CPU. [profiling.md](profiling.md) reads
+those profiles: what was done, and what each missed target needs. Under load, `py-spy record
+--pid <api pid>` on a scenario run alone (`--scenario NAME --duration 60`) shows the rest.
 
 ## Correctness after the run
 
