@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange import caps as cap_store
 from exchange import metrics, reasons
@@ -40,12 +41,19 @@ async def _run_auction(
     max_sells: int,
     test: bool,
     ping_id: uuid.UUID,
+    conn: AsyncConnection | None = None,
 ) -> _Auction:
+    """``conn``: read in the caller's transaction (one that pings nobody), not a new one."""
     candidates = market.index.candidates(market.slug, fields)
-    async with ctx.db.read() as conn:
-        wanted = [w for c in candidates for w in _windows(c, now)]
+    wanted = [w for c in candidates for w in _windows(c, now)]
+    buyer_ids = {c.buyer_id for c in candidates}
+    if conn is not None:
         usage = await cap_store.read_usage(conn, wanted)
-        states = await funds.buyer_states(conn, {c.buyer_id for c in candidates})
+        states = await funds.buyer_states(conn, buyer_ids)
+    else:
+        async with ctx.db.read() as read:
+            usage = await cap_store.read_usage(read, wanted)
+            states = await funds.buyer_states(read, buyer_ids)
     terms = await _supplier_terms(ctx, supplier_id)
 
     entries: dict[str, TraceEntry] = {}

@@ -68,14 +68,22 @@ async def direct_post(
             raise intake.duplicate_error(vertical, duplicate)
     now = _now()
     ping_id = new_id()
-    auction = await _run_auction(
-        ctx, market, supplier.party_id, result.fields, now, max_sells=1, test=lead_in.test, ping_id=ping_id
-    )
+    # An auction that pings buyers runs outside any transaction (they take hundreds of ms); one
+    # that pings nobody reads cap usage and money in the write transaction below, on
+    # PostgreSQL (on SQLite that would hold the one write lock through the auction).
+    auction = None
+    if _pings_buyers(market) or ctx.db.is_sqlite:
+        auction = await _run_auction(
+            ctx, market, supplier.party_id, result.fields, now, max_sells=1, test=lead_in.test, ping_id=ping_id
+        )
     meta = {"source": lead_in.source, "sub_ids": msgspec.to_builtins(lead_in.sub_ids) if lead_in.sub_ids else None}
     lead_id = new_id()
     key = idempotency_key or f"direct:{ping_id}"
     try:
         async with ctx.db.write() as conn:
+            if auction is None:
+                auction = await _run_auction(ctx, market, supplier.party_id, result.fields, now, max_sells=1,
+                                             test=lead_in.test, ping_id=ping_id, conn=conn)  # fmt: skip
             held = await _hold_and_write_ping(
                 conn, ctx, supplier, market, result.fields, auction, now, ping_id,
                 test=lead_in.test, meta=meta, posting_lead_id=lead_id,
