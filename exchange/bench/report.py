@@ -162,7 +162,7 @@ generator, the buyer servers, PostgreSQL and Redis share the cores with the exch
 | ping | closed-loop pings answered by 10 live-bid buyers at once (10-30 ms each), posting 10% of the accepted ones; then an open loop at half that rate. Overhead = ping latency minus the slowest buyer's injected latency for that ping (the buyer servers record it per `ping_id`) |
 | deadline | open loop at 200 pings/s where one of the buyers never answers: the auction deadline must cut it |
 | matching | in-process: the index's candidates plus `evaluate` (a decision and its reason code) for one lead among 10,000 campaigns over 5 verticals and 50 states; the full trace adds every skipped campaign's reason |
-| teams | round-robin routing (`teams.routing.route_lead`, 8 concurrent routers) of unsold leads among 100 agents; 50 agents claiming one parallel lead at once over HTTP, settle time from the first claim sent to the last answer |
+| teams | round-robin routing (`teams.routing.route_lead` from 2 processes, 4 concurrent routers each, as API and worker processes route) of unsold leads among 100 agents; 50 agents claiming one parallel lead at once over HTTP, settle time from the first claim sent to the last answer |
 | memory | a fresh API process's RSS (`/proc/<pid>/status` VmRSS) after every vertical's campaign cache is loaded |
 | scale-out | the post scenario with 1 API + 1 worker process and with 2 + 2 |
 | embedded | the post scenario on the default: SQLite, in-process worker, no Redis, one process |

@@ -339,7 +339,7 @@ class Bench:
         extra = msgspec.to_builtins(result)
         self.rows.append(Row(scenario="teams", label="teams: round-robin", unit="leads/s", throughput=result.rr_leads_per_s,
                              latency=result.rr_route, notes=f"{result.leads} leads, {result.agents} agents, "
-                             f"spread {result.rr_spread} (most - fewest per agent), {teams_bench.ROUTERS} routers",
+                             f"spread {result.rr_spread} (most - fewest per agent), {teams_bench.ROUTER_PROCESSES} processes x {teams_bench.ROUTERS_PER_PROCESS} routers",
                              extra=extra))  # fmt: skip
         winners_ok = result.single_winner_trials == result.trials
         self.rows.append(Row(scenario="teams", label=f"teams: {result.claimers} claims on one parallel lead", unit="",

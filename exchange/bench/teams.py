@@ -1,8 +1,9 @@
 """Scenario 5: internal teams on PostgreSQL.
 
 Round-robin: unsold leads (posted through the API before any route existed, so no worker routed
-them) are routed with ``teams.routing.route_lead`` from ``ROUTERS`` concurrent tasks, as workers
-would: leads per second among ``agents`` agents, and how evenly they were shared.
+them) are routed with ``teams.routing.route_lead`` by ``ROUTER_PROCESSES`` processes running
+``ROUTERS_PER_PROCESS`` concurrent tasks each, as API and worker processes would: leads per
+second among ``agents`` agents, and how evenly they were shared.
 
 Parallel: for each trial a lead is offered to ``claimers`` agents at once, then every agent
 claims it over HTTP at the same moment: the settle time is from the first claim sent to the last
@@ -12,8 +13,10 @@ answer; exactly one claim must win (the others get 409).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import logging
+import multiprocessing
 import time
 import uuid
 from collections import Counter
@@ -27,7 +30,8 @@ from exchange.bench.seed import TEAMS_VERTICAL
 from exchange.bench.stats import Latency
 from exchange.settings import Settings
 
-ROUTERS = 8  # concurrent routing tasks (worker threads across processes)
+ROUTER_PROCESSES = 2  # routing runs in every API and worker process; one per core here
+ROUTERS_PER_PROCESS = 4  # concurrent routing tasks in each
 LEAD_POSTERS = 16  # concurrent connections creating the unsold leads
 PARALLEL_OFFER_TIMEOUT_S = 300
 RR_SOURCE = "rr"
@@ -101,6 +105,47 @@ async def _post_unsold(urls: list[str], key: str, count: int, source: str, seq_s
     return ids
 
 
+ROUTERS_START_DELAY_S = 0.5  # every routing process starts at the same moment
+
+
+def _warm(settings: Settings) -> None:
+    """Nothing: spawning the process and importing this module is the warm-up."""
+
+
+def _route_share(settings: Settings, lead_ids: list[uuid.UUID], start_at: float) -> tuple[list[float], Counter[str], float]:
+    """In a routing process: route ``lead_ids`` with ``ROUTERS_PER_PROCESS`` tasks from
+    ``start_at`` (wall clock); per-lead latencies, leads per agent, and when it finished."""
+    return asyncio.run(_route_async(settings, lead_ids, start_at))
+
+
+async def _route_async(settings: Settings, lead_ids: list[uuid.UUID], start_at: float) -> tuple[list[float], Counter[str], float]:
+    from exchange.store.db import Database
+    from exchange.teams import routing
+
+    logging.getLogger("exchange.teams").setLevel(logging.WARNING)  # no line per routed lead
+    db = Database(settings)
+    pending = iter(lead_ids)
+    route_ms: list[float] = []
+    owners: Counter[str] = Counter()
+
+    async def router() -> None:
+        for lead_id in pending:
+            started = time.perf_counter()
+            owned = await routing.route_lead(db, lead_id)
+            route_ms.append((time.perf_counter() - started) * 1000)
+            if owned is not None and owned.agent_id is not None:
+                owners[str(owned.agent_id)] += 1
+
+    try:
+        async with db.read() as conn:  # the pool's first connection, before the clock starts
+            await conn.execute(sa.text("SELECT 1"))
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        await asyncio.gather(*(router() for _ in range(ROUTERS_PER_PROCESS)))
+        return route_ms, owners, time.time()
+    finally:
+        await db.dispose()
+
+
 async def run(settings: Settings, urls: list[str], supplier_key: str, *, agents: int, rr_leads: int,
               claimers: int, trials: int, seq_start: int) -> TeamsResult:  # fmt: skip
     from exchange.store.db import Database
@@ -122,22 +167,19 @@ async def run(settings: Settings, urls: list[str], supplier_key: str, *, agents:
             await _route(conn, rr.team_id, RR_SOURCE)
             await _route(conn, par.team_id, PARALLEL_SOURCE)
 
-        # Round-robin: ROUTERS tasks route every lead, as workers would.
-        pending = iter(rr_ids)
+        # Round-robin: ROUTER_PROCESSES processes route every lead, as API and worker processes would.
         route_ms: list[float] = []
         owners: Counter[str] = Counter()
-
-        async def router() -> None:
-            for lead_id in pending:
-                started = time.perf_counter()
-                owned = await routing.route_lead(db, lead_id)
-                route_ms.append((time.perf_counter() - started) * 1000)
-                if owned is not None and owned.agent_id is not None:
-                    owners[str(owned.agent_id)] += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(router() for _ in range(ROUTERS)))
-        rr_elapsed = time.perf_counter() - started
+        shares = [rr_ids[i::ROUTER_PROCESSES] for i in range(ROUTER_PROCESSES)]
+        context = multiprocessing.get_context("spawn")  # a clean process: no inherited sockets
+        with concurrent.futures.ProcessPoolExecutor(ROUTER_PROCESSES, mp_context=context) as pool:
+            list(pool.map(_warm, [settings] * ROUTER_PROCESSES))  # imports and pools ready first
+            start_at = time.time() + ROUTERS_START_DELAY_S
+            done = list(pool.map(_route_share, [settings] * ROUTER_PROCESSES, shares, [start_at] * ROUTER_PROCESSES))
+        for share_ms, share_owners, _ in done:
+            route_ms += share_ms
+            owners.update(share_owners)
+        rr_elapsed = max(finished for _, _, finished in done) - start_at
         counts = [owners.get(str(a), 0) for a in rr.agents]
 
         # Parallel: offer each lead to every claimer, then all claim at once over HTTP.

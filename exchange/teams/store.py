@@ -8,6 +8,7 @@ rowcount means "someone else moved first; read again".
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from typing import Any
 
@@ -32,6 +33,7 @@ SLA_WORKING_HOURS_KEY = "_sla_working_hours"
 # A compare-and-set that keeps losing to other writers is retried this often, then the caller
 # queues the lead (the sweeper tries again): bounded work per request.
 CAS_ATTEMPTS = 10
+PROFILE_JSON_CACHE_MAX = 4096  # distinct working-hours and skills texts kept decoded
 
 
 class Member(msgspec.Struct, kw_only=True):
@@ -42,8 +44,21 @@ class Member(msgspec.Struct, kw_only=True):
     row: Any
 
 
+@functools.lru_cache(maxsize=PROFILE_JSON_CACHE_MAX)
+def _schedule(text: str) -> Schedule | None:
+    value = msgspec.json.decode(text)
+    return msgspec.convert(value, Schedule) if value else None
+
+
+@functools.lru_cache(maxsize=PROFILE_JSON_CACHE_MAX)
+def _skills(text: str) -> Skills:
+    return msgspec.convert(msgspec.json.decode(text), Skills)
+
+
 def _agent(row: Any) -> Agent:
-    hours = msgspec.convert(row.working_hours, Schedule) if row.working_hours else None
+    # Working hours and skills come as JSON text and are decoded once per distinct text:
+    # routing reads every agent of the team for each lead, and they rarely change.
+    hours = _schedule(row.working_hours) if row.working_hours else None
     return Agent(
         id=str(row.agent_id),
         team_id=str(row.parent_id),
@@ -55,7 +70,7 @@ def _agent(row: Any) -> Agent:
         if row.heartbeat_ttl_s is None
         else dt.timedelta(seconds=row.heartbeat_ttl_s),
         working_hours=hours,
-        skills=msgspec.convert(row.skills, Skills),
+        skills=_skills(row.skills),
         weight=row.weight,
         daily_cap=row.daily_cap,
         concurrent_cap=row.concurrent_cap,
@@ -73,9 +88,14 @@ def _load(row: Any) -> AgentLoad:
 
 
 def _members_query() -> sa.Select:
-    return sa.select(agent_profiles, parties.c.parent_id, parties.c.active).join(
-        parties, parties.c.id == agent_profiles.c.agent_id
-    )
+    columns = [c for c in agent_profiles.c if c.name not in ("working_hours", "skills")]
+    return sa.select(
+        *columns,
+        sa.cast(agent_profiles.c.working_hours, sa.Text).label("working_hours"),
+        sa.cast(agent_profiles.c.skills, sa.Text).label("skills"),
+        parties.c.parent_id,
+        parties.c.active,
+    ).join(parties, parties.c.id == agent_profiles.c.agent_id)
 
 
 def member_of(row: Any) -> Member:
@@ -108,8 +128,9 @@ def standing(m: Member, now: dt.datetime) -> round_robin.Standing:
     """The agent's round-robin standing in today's window (``round_robin.roll``): a count kept
     on another local day (``served_on``) starts again at 0, so no job resets it."""
     kept_on = m.load.served_on  # None: never counted a day yet, so the count is today's
-    kept = window_of(m, now) if kept_on is None else f"day:{kept_on.isoformat()}"
-    return round_robin.roll(round_robin.standing_of(m.agent.id, m.load, kept), window_of(m, now))
+    today = window_of(m, now)
+    kept = today if kept_on is None else f"day:{kept_on.isoformat()}"
+    return round_robin.roll(round_robin.standing_of(m.agent.id, m.load, kept), today)
 
 
 def profile_of(m: Member, now: dt.datetime) -> Profile:
