@@ -55,7 +55,8 @@ def allow(*kinds: PartyKind) -> Guard:
     """A guard that admits only keys of these kinds (operators are always admitted)."""
     allowed = frozenset(kinds) | {PartyKind.OPERATOR}
 
-    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    # async: litestar runs a sync guard in its thread pool, a thread hop per request
+    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         principal: Principal = connection.user
         if principal.kind not in allowed:
             names = ", ".join(sorted(k.value for k in allowed))

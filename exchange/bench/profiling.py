@@ -62,10 +62,10 @@ class ProfileResult(msgspec.Struct, kw_only=True):
     functions: list[Function]
 
 
-def postgres_cpu_s() -> float:
-    """CPU seconds used so far by this machine's PostgreSQL server processes."""
+def postgres_cpu_s() -> dict[str, float]:
+    """CPU seconds used so far by each of this machine's PostgreSQL server processes."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    used: dict[str, float] = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -77,8 +77,14 @@ def postgres_cpu_s() -> float:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / ticks
+        used[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    return used
+
+
+def postgres_cpu_since(before: dict[str, float]) -> float:
+    """CPU seconds PostgreSQL used since ``before``: processes alive at both ends, and those
+    started since (one that exited meanwhile took its time with it: a small undercount)."""
+    return sum(t - before.get(pid, 0.0) for pid, t in postgres_cpu_s().items() if t >= before.get(pid, 0.0))
 
 
 class _Statements:
@@ -131,7 +137,7 @@ async def _measure(name: str, send: Any, engine: Any, first_seq: int, count: int
         for i in range(count):
             await send(seq + i)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    pg = postgres_cpu_s() - pg_before
+    pg = postgres_cpu_since(pg_before)
     seq += count
     profile = cProfile.Profile(time.process_time)
     profile.enable()
