@@ -273,7 +273,10 @@ async def _deliver(
         assert found is not None
         facts = found
     buyer.append(str(facts.buyer_id))
-    endpoints = msgspec.convert(facts.endpoints, delivery.BuyerEndpoints) if facts.endpoints else None
+    endpoints = facts.endpoints  # from memory: already converted (the market's); from the database: JSON
+    if endpoints and not isinstance(endpoints, delivery.BuyerEndpoints):
+        endpoints = msgspec.convert(endpoints, delivery.BuyerEndpoints)
+    endpoints = endpoints or None
     verdict = None
     http_status = None
     detail = ""

@@ -138,7 +138,7 @@ async def _step(
             lead_id=lead_id, campaign_id=uuid.UUID(cid), buyer_id=uuid.UUID(campaign.buyer_id),
             ping_id=memo.ping_id, vertical=inline.vertical, fields=inline.fields, pii=inline.pii,
             consent=inline.consent, source=inline.source, test=inline.test,
-            endpoints=market.endpoints.get(cid), created_at=sale.first.created_at,
+            endpoints=endpoints, created_at=sale.first.created_at,
         )  # fmt: skip
         first = (sale.first, facts)
     result = await selling.deliver(ctx, sale.sale_id, holds=holds_of(memo, cid), first=first)
