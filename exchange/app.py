@@ -211,10 +211,13 @@ async def _warm_and_freeze(market: Market, db: Database) -> None:
 
     from exchange.store.tables import verticals
 
-    async with db.read() as conn:
-        slugs = (await conn.execute(sa.select(verticals.c.slug).where(verticals.c.active))).scalars().all()
-    for slug in slugs:
-        await market.get(slug)
+    try:
+        async with db.read() as conn:
+            slugs = (await conn.execute(sa.select(verticals.c.slug).where(verticals.c.active))).scalars().all()
+        for slug in slugs:
+            await market.get(slug)
+    except Exception:  # the database is down or not migrated: serve anyway (503s until it is back)
+        log.warning("could not load the campaign markets at startup; each loads on first use", exc_info=True)
     gc.collect()
     gc.freeze()
 
