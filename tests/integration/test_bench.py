@@ -89,3 +89,18 @@ def test_profile_says_where_a_direct_posts_time_goes(services: None, tmp_path: P
     assert {"INSERT leads", "INSERT sales", "INSERT deliveries", "INSERT journal_entries"} <= statements, statements
     assert any("direct_post" in f["name"] for f in result["functions"])
     assert "CPU per lead" in done.stdout
+
+
+@pytest.mark.parametrize("name,statement", [("ping", "INSERT pings"), ("route", "INSERT lead_owners")])
+def test_profile_runs_for_pings_and_routing(services: None, tmp_path: Path, name: str, statement: str) -> None:
+    out = tmp_path / "profile.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "exchange.cli", "bench", "--profile", name, "--leads", "10", "--json", str(out),
+         "--postgres-dsn", PG_ADMIN_URL, "--redis-url", BENCH_REDIS_URL],
+        cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-6000:]
+    result = json.loads(out.read_text())
+    assert result["name"] == name and result["leads"] == 10 and result["api_cpu_ms"] > 0
+    statements = {s["sql"].split(" ")[0] + " " + s["sql"].split(" ")[2] for s in result["statements"]}
+    assert statement in statements, statements
