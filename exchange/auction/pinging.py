@@ -277,11 +277,21 @@ async def expire_pings(db: Database, *, ids: list[uuid.UUID] | None = None, now:
         found = [row.id for row in await conn.execute(query.order_by(pings.c.id).limit(limit))]
         if not found:
             return 0
-        closed = await conn.execute(
-            pings.update().where(pings.c.id.in_(found), pings.c.status == PING_OPEN).values(status=PING_EXPIRED)
-        )
-        rows = await conn.execute(sa.select(cap_holds).where(cap_holds.c.ping_id.in_(found)))
+        closed = [
+            row.id
+            for row in await conn.execute(
+                pings.update()
+                .where(pings.c.id.in_(found), pings.c.status == PING_OPEN)
+                .values(status=PING_EXPIRED)
+                .returning(pings.c.id)
+            )
+        ]
+        if not closed:
+            return 0
+        # Only the pings closed here give their capacity back: one posted since we looked is
+        # being sold on the capacity it holds (its walk releases what it does not use).
+        rows = await conn.execute(sa.select(cap_holds).where(cap_holds.c.ping_id.in_(closed)))
         holds = [cap_store.Hold(str(r.campaign_id), r.window_key, r.spend_minor) for r in rows]
         await cap_store.release(conn, holds)
-        await conn.execute(cap_holds.delete().where(cap_holds.c.ping_id.in_(found)))
-        return closed.rowcount
+        await conn.execute(cap_holds.delete().where(cap_holds.c.ping_id.in_(closed)))
+        return len(closed)

@@ -9,7 +9,10 @@ import threading
 from typing import Any
 
 import msgspec
+import psycopg
+import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 
 from exchange.auction import service
 from exchange.auction.market import Market
@@ -19,7 +22,7 @@ from exchange.errors import ApiError
 from exchange.intake.messages import LeadIn
 from exchange.intake.ratelimit import MemoryRateLimiter
 from exchange.store.db import Database
-from exchange.store.tables import cap_counters, sales
+from exchange.store.tables import cap_counters, cap_holds, sales
 from tests.conftest import run
 from tests.integration.test_auction_api import PERCENT_20, ping_body
 from tests.integration.test_intake_api import solar_lead
@@ -154,3 +157,43 @@ def test_a_shared_lead_goes_to_distinct_buyers_at_most_n_times(exchange):
     buyers = run(exchange.settings, lambda c: c.execute(sa.select(sales.c.buyer_id))).scalars().all()
     assert len(buyers) == 3 and len(set(buyers)) == 3
     assert buyers.count(twice.id) == 1
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_the_expiry_sweep_never_frees_the_capacity_of_a_ping_posted_meanwhile(exchange):
+    # The sweep finds the ping open; before it closes it, a post claims it (it is sold on the
+    # capacity the ping holds). The sweep must then leave that capacity alone (Property 3).
+    supplier = _setup(exchange)
+    buyer = exchange.new_party(PartyKind.BUYER)
+    fund(exchange.settings, buyer.id, 10**6)
+    add_campaign(exchange.settings, buyer.id, fixed_price_minor=1500, caps=[{"window": "day", "max_count": 5}])
+
+    async def do_ping(ctx):
+        return await service.ping(ctx, supplier, msgspec.convert(ping_body(), PingIn))
+
+    [offer] = _in_threads(exchange.settings, [do_ping])
+    assert offer.status == "accepted"
+    other_url = exchange.settings.database_url.replace("postgresql+psycopg://", "postgresql://")
+
+    async def sweep() -> tuple[int, list[bool]]:
+        db = Database(exchange.settings)
+        claimed: list[bool] = []
+
+        def post_claims_it(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+            if not claimed and " ".join(statement.split()).upper().startswith("SELECT PINGS.ID"):
+                claimed.append(True)  # what a post's claim does, committed from elsewhere
+                with psycopg.connect(other_url, autocommit=True) as other:
+                    other.execute("UPDATE pings SET status = 'posting' WHERE id = %s", (offer.ping_id,))
+
+        event.listen(db.engine.sync_engine, "after_cursor_execute", post_claims_it)
+        try:
+            return await service.expire_pings(db, ids=[offer.ping_id]), claimed
+        finally:
+            await db.dispose()
+
+    closed, claimed = asyncio.run(sweep())
+    assert claimed and closed == 0
+    counters = run(exchange.settings, lambda c: c.execute(sa.select(cap_counters.c.count))).scalars().all()
+    assert counters == [1]  # still held for the post
+    holds = run(exchange.settings, lambda c: c.execute(sa.select(cap_holds.c.ping_id))).scalars().all()
+    assert holds == [offer.ping_id]
