@@ -16,7 +16,7 @@ from exchange import metrics, reasons
 from exchange.auction import funds
 from exchange.auction.context import NO_MARGIN, Context, _supplier_terms, _windows, signing_secret
 from exchange.auction.margin import MarginRule, resolve_margin
-from exchange.auction.market import VerticalMarket
+from exchange.auction.market import VerticalMarket, derived
 from exchange.auction.messages import (
     TraceEntry,
 )
@@ -241,18 +241,12 @@ _PING_OUTCOMES = {
 }
 
 
-# slug -> (the market snapshot, campaign id -> its BuyerEndpoints): converting (and checking)
-# a campaign's endpoints cost more than the rest of its auction; done once per snapshot.
-_ENDPOINTS: dict[str, tuple[VerticalMarket, dict[str, Any]]] = {}
-
-
 def _endpoints(market: VerticalMarket, campaign_id: str) -> Any:
+    """The campaign's BuyerEndpoints: converting (and checking) them cost more than the rest of
+    its auction, so each is converted once per market snapshot."""
     from exchange import delivery
 
-    cached = _ENDPOINTS.get(market.slug)
-    if cached is None or cached[0] is not market:
-        cached = _ENDPOINTS[market.slug] = (market, {})
-    by_campaign = cached[1]
+    by_campaign: dict[str, Any] = derived(market, "endpoints", lambda _: {})
     if campaign_id not in by_campaign:
         raw = market.endpoints.get(campaign_id)
         by_campaign[campaign_id] = msgspec.convert(raw, delivery.BuyerEndpoints) if raw else None

@@ -18,7 +18,7 @@ from exchange.auction.context import (
     _rate_limit,
     _vertical_and_market,
 )
-from exchange.auction.market import VerticalMarket
+from exchange.auction.market import VerticalMarket, derived
 from exchange.auction.messages import (
     PingIn,
     Trace,
@@ -110,18 +110,10 @@ async def direct_post(
     )  # fmt: skip
 
 
-_LIVE: dict[str, tuple[VerticalMarket, bool]] = {}  # slug -> (market, has a live-bid campaign)
-
-
 def _pings_buyers(market: VerticalMarket) -> bool:
     """Whether an auction in this market may ping a buyer (a live-bid campaign); worked out
     once per loaded market."""
-    cached = _LIVE.get(market.slug)
-    if cached is not None and cached[0] is market:
-        return cached[1]
-    live = any(rules.price_mode is PriceMode.LIVE for rules in market.rules.values())
-    _LIVE[market.slug] = (market, live)
-    return live
+    return derived(market, "pings_buyers", lambda m: any(r.price_mode is PriceMode.LIVE for r in m.rules.values()))
 
 
 class Explanation(msgspec.Struct, kw_only=True):

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.ledger import accounts
 from exchange.ledger.accounts import normal_balance
+from exchange.store.db import dialect_insert
 from exchange.store.tables import account_balances, buyer_accounts, sales
 from exchange.store.types import UTCDateTime
 
@@ -36,49 +37,31 @@ class BuyerState(msgspec.Struct, frozen=True):
 async def buyer_states(conn: AsyncConnection, buyer_ids: Iterable[str]) -> dict[str, BuyerState]:
     """Per buyer: what it can spend now and when it last won (one statement: terms, ledger
     balances and money in flight, each an indexed query, joined by UNION ALL)."""
+    prefix = accounts.buyer_prefix()
     if conn.dialect.name == "postgresql":
-        return await _buyer_states_pg(conn, sorted(set(buyer_ids)))
-    ids = sorted({uuid.UUID(b) for b in buyer_ids})
-    result = {str(b): BuyerState(0, None) for b in ids}
-    if not ids:
-        return result
-    codes = {accounts.buyer(b): b for b in ids}
+        ids = sorted(set(buyer_ids))  # as the market holds them: canonical text
+        if not ids:
+            return {}
+        params = {"ids": ",".join(ids), "codes": ",".join([prefix + b for b in ids]), "in_flight": IN_FLIGHT}
+        return _fold(await conn.execute(_STATES_PG, params), ids, prefix, str)
+    uuids = sorted({uuid.UUID(b) for b in buyer_ids})
+    if not uuids:
+        return {}
     terms_q = sa.select(
         sa.literal("t").label("kind"), sa.cast(buyer_accounts.c.buyer_id, sa.String).label("ref"),
         buyer_accounts.c.credit_limit_minor.label("amount"), buyer_accounts.c.last_won_at.label("at"),
-    ).where(buyer_accounts.c.buyer_id.in_(ids))  # fmt: skip
+    ).where(buyer_accounts.c.buyer_id.in_(uuids))  # fmt: skip
     money_q = sa.select(
-        sa.literal("m"),
-        account_balances.c.account_code,
-        account_balances.c.balance_minor,
-        sa.null(),
-    ).where(account_balances.c.account_code.in_(list(codes)))
+        sa.literal("m"), account_balances.c.account_code, account_balances.c.balance_minor, sa.null()
+    ).where(account_balances.c.account_code.in_([accounts.buyer(b) for b in uuids]))
     flying_q = (
-        sa.select(
-            sa.literal("f"),
-            sa.cast(sales.c.buyer_id, sa.String),
-            sa.func.sum(sales.c.price_minor),
-            sa.null(),
-        )
-        .where(sales.c.buyer_id.in_(ids), sales.c.status == IN_FLIGHT)
+        sa.select(sa.literal("f"), sa.cast(sales.c.buyer_id, sa.String), sa.func.sum(sales.c.price_minor), sa.null())
+        .where(sales.c.buyer_id.in_(uuids), sales.c.status == IN_FLIGHT)
         .group_by(sales.c.buyer_id)
-    )
-    credit: dict[uuid.UUID, int] = {}
-    won: dict[uuid.UUID, dt.datetime | None] = {}
-    money: dict[uuid.UUID, int] = {}
-    flying: dict[uuid.UUID, int] = {}
-    for kind, ref, amount, at in await conn.execute(sa.union_all(terms_q, money_q, flying_q)):
-        if kind == "t":
-            credit[uuid.UUID(ref)] = int(amount)
-            won[uuid.UUID(ref)] = at
-        elif kind == "m":
-            money[codes[ref]] = normal_balance(accounts.AccountKind.BUYER, int(amount))
-        else:
-            flying[uuid.UUID(ref)] = int(amount)
-    for b in ids:
-        spendable = money.get(b, 0) + credit.get(b, 0) - flying.get(b, 0)
-        result[str(b)] = BuyerState(spendable, won.get(b))
-    return result
+    )  # fmt: skip
+    rows = await conn.execute(sa.union_all(terms_q, money_q, flying_q))
+    # SQLite casts a uuid to its 32 hex digits: back to the canonical text
+    return _fold(rows, [str(b) for b in uuids], prefix, lambda ref: str(uuid.UUID(ref)))
 
 
 # The same three parts with list parameters: one statement text however many buyers, which
@@ -95,27 +78,22 @@ _STATES_PG = sa.text(
           sa.column("at", UTCDateTime))  # fmt: skip
 
 
-async def _buyer_states_pg(conn: AsyncConnection, ids: list[str]) -> dict[str, BuyerState]:
-    if not ids:
-        return {}
-    prefix = accounts.buyer_prefix()
+def _fold(rows: Iterable[Any], ids: list[str], prefix: str, buyer_of: Callable[[str], str]) -> dict[str, BuyerState]:
+    """The (kind, ref, amount, at) rows of either statement, per buyer: ``t`` terms (credit,
+    last win), ``m`` the ledger balance (ref: the account code), ``f`` money in flight."""
     credit: dict[str, int] = {}
     won: dict[str, dt.datetime | None] = {}
     money: dict[str, int] = {}
     flying: dict[str, int] = {}
-    params = {"ids": ",".join(ids), "codes": ",".join([prefix + b for b in ids]), "in_flight": IN_FLIGHT}
-    for kind, ref, amount, at in await conn.execute(_STATES_PG, params):
+    for kind, ref, amount, at in rows:
         if kind == "t":
-            credit[ref] = int(amount)
-            won[ref] = at
+            credit[buyer_of(ref)] = int(amount)
+            won[buyer_of(ref)] = at
         elif kind == "m":
             money[ref[len(prefix) :]] = normal_balance(accounts.AccountKind.BUYER, int(amount))
         else:
-            flying[ref] = int(amount)
-    return {
-        b: BuyerState(money.get(b, 0) + credit.get(b, 0) - flying.get(b, 0), won.get(b))
-        for b in ids
-    }
+            flying[buyer_of(ref)] = int(amount)
+    return {b: BuyerState(money.get(b, 0) + credit.get(b, 0) - flying.get(b, 0), won.get(b)) for b in ids}
 
 
 async def lock_and_check(conn: AsyncConnection, buyer_id: str, amount_minor: int) -> bool:
@@ -129,9 +107,8 @@ async def lock_and_check(conn: AsyncConnection, buyer_id: str, amount_minor: int
     )
     if (await conn.execute(lock)).first() is None:
         # A buyer with deposits but no terms row still needs a row to lock: create it (no credit).
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         await conn.execute(
-            dialect.insert(buyer_accounts)
+            dialect_insert(conn, buyer_accounts)
             .values(buyer_id=bid, balance_minor=0, credit_limit_minor=0, margin=None, penalty_bps=0,
                     last_won_at=None, updated_at=dt.datetime.now(dt.timezone.utc))
             .on_conflict_do_nothing()

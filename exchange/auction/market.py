@@ -19,7 +19,8 @@ import hashlib
 import logging
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import msgspec
 import sqlalchemy as sa
@@ -55,6 +56,20 @@ class VerticalMarket(msgspec.Struct, frozen=True):
     auction_mode: str
     currency: str
     loaded_at: float
+
+
+# (what, slug) -> (the snapshot it was worked out from, the value): see ``derived``.
+T = TypeVar("T")
+_DERIVED: dict[tuple[str, str], tuple[VerticalMarket, Any]] = {}
+
+
+def derived(market: VerticalMarket, what: str, build: Callable[[VerticalMarket], T]) -> T:
+    """A value worked out from a market snapshot once, and again only for a newer snapshot of
+    that vertical (the latest per vertical is kept: older snapshots are not held alive)."""
+    cached = _DERIVED.get((what, market.slug))
+    if cached is None or cached[0] is not market:
+        cached = _DERIVED[(what, market.slug)] = (market, build(market))
+    return cached[1]
 
 
 _filters = msgspec.json.Decoder(tuple[Filter, ...])

@@ -42,7 +42,7 @@ from exchange.intake import service as intake
 from exchange.intake.messages import LeadIn
 from exchange.intake.validate import Stage, validate_lead
 from exchange.matching.caps import breach_details
-from exchange.store.db import Database
+from exchange.store.db import Database, insert_for
 from exchange.store.tables import (
     cap_holds,
     pings,
@@ -254,10 +254,7 @@ async def _write_trace(conn: AsyncConnection, subject_id: uuid.UUID, stage: str,
 @functools.cache
 def _upsert_trace(dialect_name: str):  # type: ignore[no-untyped-def]
     """Built once per dialect, values bound at execution: compiled once, not per lead."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    stmt = dialect.insert(traces)
+    stmt = insert_for(dialect_name, traces)
     return stmt.on_conflict_do_update(
         index_elements=[traces.c.subject_id, traces.c.stage],
         set_={"decisions": stmt.excluded.decisions, "created_at": stmt.excluded.created_at},

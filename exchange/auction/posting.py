@@ -11,7 +11,6 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange import caps as cap_store
@@ -50,6 +49,7 @@ from exchange.intake import service as intake
 from exchange.intake import verticals as vertical_store
 from exchange.intake.messages import LeadIn
 from exchange.intake.validate import Stage, ValidLead, validate_lead
+from exchange.store.db import insert_for
 from exchange.store.tables import (
     cap_holds,
     idempotency_keys,
@@ -268,8 +268,7 @@ async def _claim_key(conn: AsyncConnection, supplier: Principal, key: str, body:
 @functools.cache
 def _key_claim(dialect_name: str) -> Any:
     """Built once per dialect, values bound at execution: compiled once, not per post."""
-    insert = (postgresql if dialect_name == "postgresql" else sqlite).insert
-    return insert(idempotency_keys).on_conflict_do_nothing().returning(idempotency_keys.c.key)
+    return insert_for(dialect_name, idempotency_keys).on_conflict_do_nothing().returning(idempotency_keys.c.key)
 
 
 async def _store_lead(

@@ -16,7 +16,6 @@ from typing import Annotated, Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.auction.margin import BasisPoints, MarginRule
@@ -24,6 +23,7 @@ from exchange.auction.ranking import Mode
 from exchange.auth.parties import PartyKind, get_party
 from exchange.campaigns.service import BUYER_KINDS, MONEY_MAX_MINOR, Money, utcnow
 from exchange.errors import ApiError
+from exchange.store.db import dialect_insert
 from exchange.store.tables import buyer_accounts, supplier_terms
 
 DEFAULT_MIN_PAYOUT_MINOR = 0  # no minimum beyond the auction's own (a payout of at least 1)
@@ -114,8 +114,7 @@ async def _upsert(
     conn: AsyncConnection, table: sa.Table, key: str, key_value: uuid.UUID, values: dict[str, Any]
 ) -> None:
     # One statement, so two concurrent writes of one party never race to insert the row.
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values({key: key_value, **values})
+    stmt = dialect_insert(conn, table).values({key: key_value, **values})
     await conn.execute(stmt.on_conflict_do_update(index_elements=[key], set_=values))
 
 

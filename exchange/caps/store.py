@@ -22,11 +22,11 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange import reasons
 from exchange.matching.caps import Cap, CapBreach, Usage, window_key
+from exchange.store.db import insert_for
 from exchange.store.tables import cap_counters
 
 
@@ -91,8 +91,7 @@ def _reserve_statement(dialect_name: str, count_capped: bool, spend_capped: bool
         spend = cap_counters.c.spend_minor + sa.bindparam("price", type_=sa.BigInteger)
         guard = sa.and_(guard, spend <= sa.bindparam("max_spend", type_=sa.BigInteger))
     return (
-        (postgresql if dialect_name == "postgresql" else sqlite)
-        .insert(cap_counters)
+        insert_for(dialect_name, cap_counters)
         .on_conflict_do_update(
             index_elements=[cap_counters.c.campaign_id, cap_counters.c.window_key],
             set_={

@@ -15,7 +15,6 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.errors import ApiError, FieldProblem
@@ -23,6 +22,7 @@ from exchange.intake import verticals
 from exchange.intake.messages import Consent, LeadIn, LeadView, SubIds
 from exchange.intake.validate import Limits, ValidLead
 from exchange.settings import Settings
+from exchange.store.db import insert_for
 from exchange.store.tables import dedupe_keys, lead_pii, leads
 from exchange.store.tables import verticals as verticals_table
 
@@ -146,11 +146,6 @@ def check_idempotency_key(key: str, settings: Settings) -> None:
         )
 
 
-def dialect_insert(conn: AsyncConnection, table: sa.Table):  # type: ignore[no-untyped-def]
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
-
-
 async def _claim_dedupe_key(
     conn: AsyncConnection,
     vertical_id: uuid.UUID,
@@ -172,7 +167,7 @@ async def _claim_dedupe_key(
 @functools.cache
 def _dedupe_claim(dialect_name: str) -> Any:
     """Built once per dialect, values bound at execution: compiled once, not per lead."""
-    stmt = (postgresql if dialect_name == "postgresql" else sqlite).insert(dedupe_keys)
+    stmt = insert_for(dialect_name, dedupe_keys)
     return stmt.on_conflict_do_update(
         index_elements=[dedupe_keys.c.vertical_id, dedupe_keys.c.key_hash],
         set_={"lead_id": stmt.excluded.lead_id, "accepted_at": stmt.excluded.accepted_at},

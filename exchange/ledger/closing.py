@@ -17,7 +17,7 @@ from exchange.errors import FieldProblem
 from exchange.ledger.errors import InvalidEntry, PeriodClosed, PeriodNotOver
 from exchange.ledger.periods import is_period, period_end
 from exchange.ledger.records import PeriodInfo
-from exchange.ledger.sql import dialect_insert
+from exchange.store.db import dialect_insert
 from exchange.store.tables import ledger_periods
 
 

@@ -23,7 +23,7 @@ from exchange.ledger import accounts
 from exchange.ledger.accounts import AccountKind
 from exchange.ledger.entries import Entry, EntryKind
 from exchange.ledger.errors import InsufficientFunds, InvalidEntry
-from exchange.ledger.sql import dialect_insert
+from exchange.store.db import dialect_insert
 from exchange.store.tables import account_balances, buyer_accounts, ledger_accounts, parties
 
 # Entries that spend: their debits to party accounts are bounded (a buyer down to minus its

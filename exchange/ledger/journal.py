@@ -42,7 +42,7 @@ from exchange.ledger.errors import EntryConflict, InsufficientFunds, InvalidEntr
 from exchange.ledger.funds import move_balances, open_accounts
 from exchange.ledger.periods import period_of
 from exchange.ledger.records import LedgerEntry, Posted
-from exchange.ledger.sql import dialect_insert
+from exchange.store.db import dialect_insert
 from exchange.store.tables import journal_entries, ledger_accounts, ledger_periods, postings
 
 

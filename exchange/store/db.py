@@ -20,6 +20,7 @@ import msgspec
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from exchange.settings import Settings
@@ -138,6 +139,17 @@ def _sqlite_engine(url: str, *, begin: str) -> AsyncEngine:
         conn.exec_driver_sql(begin)
 
     return engine
+
+
+def insert_for(dialect_name: str, table: sa.Table) -> Any:
+    """An INSERT of the database's own dialect: it takes ``on_conflict_do_nothing`` and
+    ``on_conflict_do_update`` on PostgreSQL and on SQLite alike."""
+    return (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
+
+
+def dialect_insert(conn: AsyncConnection, table: sa.Table) -> Any:
+    """``insert_for`` the connection's database."""
+    return insert_for(conn.dialect.name, table)
 
 
 # Deadlocks (40P01) and serialization failures (40001) are PostgreSQL telling one of two

@@ -22,8 +22,7 @@ from exchange.auction.context import LEAD_SOLD, LEAD_UNSOLD
 from exchange.auth.parties import PartyKind
 from exchange.errors import ApiError, not_found
 from exchange.ids import new_id
-from exchange.ledger.sql import dialect_insert
-from exchange.store.db import Database, retrying
+from exchange.store.db import Database, dialect_insert, retrying
 from exchange.store.tables import (
     lead_owners,
     leads,

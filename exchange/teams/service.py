@@ -328,43 +328,14 @@ async def take_offer(
         row = await store.owner_row(conn, offer.lead_id)
         cfg = await team_config(conn, row.team_id, now)
         rows = await store.lead_offers(conn, offer.lead_id)
-        me = str(principal.party_id)
-        if offer.mode == OfferMode.SEQUENTIAL.value:
-            answer = sequential.accept(seq_state(row, cfg, rows), me, now)
-            if isinstance(answer, sequential.Refused):
-                raise conflict(answer.reason, row)
-        else:
-            won = parallel.claim(par_state(row, cfg, rows), me, now)
-            if isinstance(won, parallel.Lost):
-                # Read the lead again (each statement sees the latest commit): if someone else
-                # owns it, say so, whether or not our offer was rescinded when we looked.
-                fresh = await store.owner_row(conn, offer.lead_id)
-                taken_by_other = fresh.status == OWNED and fresh.agent_id != principal.party_id
-                raise conflict(reasons.ALREADY_CLAIMED if taken_by_other else won.reason, fresh)
+        answer = sequential.accept(seq_state(row, cfg, rows), str(principal.party_id), now)
+        if isinstance(answer, sequential.Refused):
+            raise conflict(answer.reason, row)
         if row.status == OWNED and row.agent_id == principal.party_id:
             return ownership_of(row)  # a repeated accept by the owner
-        # The one compare-and-set that makes a single owner, whoever else claims right now.
-        taken = await conn.execute(
-            lead_owners.update()
-            .where(lead_owners.c.lead_id == offer.lead_id, lead_owners.c.status == OFFERED)
-            .values(status=OWNED, agent_id=principal.party_id, owned_since=now, reason=None,
-                    version=lead_owners.c.version + 1, updated_at=now)
-        )  # fmt: skip
-        if taken.rowcount != 1:
+        if not await _own(conn, principal, offer, now):
             raise conflict(reasons.ALREADY_CLAIMED, await store.owner_row(conn, offer.lead_id))
-        metrics.TEAM_ASSIGNMENTS.labels("claimed").inc()
-        # Raising below rolls the ownership back with the rest of the transaction.
-        if not await store.close_offer(conn, offer.id, OfferStatus.ACCEPTED, now):
-            raise conflict(reasons.OFFER_NOT_PENDING, row)
-        await conn.execute(
-            offers.update()
-            .where(offers.c.lead_id == offer.lead_id, offers.c.status == OfferStatus.PENDING.value)
-            .values(status=OfferStatus.RESCINDED.value, decided_at=now)
-        )
-        if (reason := await store.take_fresh(conn, principal.party_id, now)) is not None:
-            raise conflict(reason, row)
-        log.info("offer taken", extra={"lead_id": str(offer.lead_id), "agent_id": me})
-        return ownership_of(await store.owner_row(conn, offer.lead_id))
+        return await _taken(conn, principal, offer, now, before=row)
 
 
 async def _claim_parallel(conn: AsyncConnection, principal: Principal, offer: Any, now: dt.datetime) -> Ownership:
@@ -375,27 +346,10 @@ async def _claim_parallel(conn: AsyncConnection, principal: Principal, offer: An
     the lead still ``offered``) is what ``parallel.claim`` would decide from the full state, and
     a lost race costs one more read instead of the team's config and every offer of the lead."""
     me = principal.party_id
-    if offer.status == OfferStatus.PENDING.value and now < offer.expires_at:
-        taken = await conn.execute(
-            lead_owners.update()
-            .where(lead_owners.c.lead_id == offer.lead_id, lead_owners.c.status == OFFERED)
-            .values(status=OWNED, agent_id=me, owned_since=now, reason=None,
-                    version=lead_owners.c.version + 1, updated_at=now)
-        )  # fmt: skip
-        if taken.rowcount == 1:
-            metrics.TEAM_ASSIGNMENTS.labels("claimed").inc()
-            # Raising below rolls the ownership back with the rest of the transaction.
-            if not await store.close_offer(conn, offer.id, OfferStatus.ACCEPTED, now):
-                raise conflict(reasons.OFFER_NOT_PENDING, await store.owner_row(conn, offer.lead_id))
-            await conn.execute(
-                offers.update()
-                .where(offers.c.lead_id == offer.lead_id, offers.c.status == OfferStatus.PENDING.value)
-                .values(status=OfferStatus.RESCINDED.value, decided_at=now)
-            )
-            if (reason := await store.take_fresh(conn, me, now)) is not None:
-                raise conflict(reason, await store.owner_row(conn, offer.lead_id))
-            log.info("offer taken", extra={"lead_id": str(offer.lead_id), "agent_id": str(me)})
-            return ownership_of(await store.owner_row(conn, offer.lead_id))
+    if offer.status == OfferStatus.PENDING.value and now < offer.expires_at and await _own(conn, principal, offer, now):
+        # What the lead was before our compare-and-set, and is again if what follows refuses.
+        before = msgspec.structs.replace(_OFFERED, lead_id=offer.lead_id)
+        return await _taken(conn, principal, offer, now, before=before)
     # Lost the race, or the offer was not claimable: why, from the lead as it stands now.
     row = await store.owner_row(conn, offer.lead_id)
     if row.status == OWNED:
@@ -405,6 +359,45 @@ async def _claim_parallel(conn: AsyncConnection, principal: Principal, offer: An
     cfg = await team_config(conn, row.team_id, now)
     lost = parallel.claim(par_state(row, cfg, await store.lead_offers(conn, offer.lead_id)), str(me), now)
     raise conflict(lost.reason if isinstance(lost, parallel.Lost) else reasons.OFFER_NOT_PENDING, row)
+
+
+class _LeadState(msgspec.Struct, frozen=True):
+    """The fields of a ``lead_owners`` row a refusal reports (``routing.conflict``)."""
+
+    lead_id: uuid.UUID | None
+    status: str
+    agent_id: uuid.UUID | None
+
+
+_OFFERED = _LeadState(lead_id=None, status=OFFERED, agent_id=None)
+
+
+async def _own(conn: AsyncConnection, principal: Principal, offer: Any, now: dt.datetime) -> bool:
+    """The one compare-and-set that makes a single owner, whoever else claims right now."""
+    taken = await conn.execute(
+        lead_owners.update()
+        .where(lead_owners.c.lead_id == offer.lead_id, lead_owners.c.status == OFFERED)
+        .values(status=OWNED, agent_id=principal.party_id, owned_since=now, reason=None,
+                version=lead_owners.c.version + 1, updated_at=now)
+    )  # fmt: skip
+    return taken.rowcount == 1
+
+
+async def _taken(conn: AsyncConnection, principal: Principal, offer: Any, now: dt.datetime, *, before: Any) -> Ownership:
+    """After ``_own`` won: accept this offer, rescind the others, count the lead on the agent.
+    A refusal raises, rolling the ownership back with the rest; it reports ``before``."""
+    metrics.TEAM_ASSIGNMENTS.labels("claimed").inc()
+    if not await store.close_offer(conn, offer.id, OfferStatus.ACCEPTED, now):
+        raise conflict(reasons.OFFER_NOT_PENDING, before)
+    await conn.execute(
+        offers.update()
+        .where(offers.c.lead_id == offer.lead_id, offers.c.status == OfferStatus.PENDING.value)
+        .values(status=OfferStatus.RESCINDED.value, decided_at=now)
+    )
+    if (reason := await store.take_fresh(conn, principal.party_id, now)) is not None:
+        raise conflict(reason, before)
+    log.info("offer taken", extra={"lead_id": str(offer.lead_id), "agent_id": str(principal.party_id)})
+    return ownership_of(await store.owner_row(conn, offer.lead_id))
 
 
 async def decline_offer(
