@@ -1,7 +1,9 @@
 """The lead exchange's SDK for advertisers (buyers).
 
-- ``ExchangeClient`` / ``AsyncExchangeClient``: campaigns, account, purchases, traces, returns
-  and ledger statements over the exchange's HTTP API, with typed answers and errors.
+- ``ExchangeClient`` / ``AsyncExchangeClient``: campaigns, account, purchases, traces, returns,
+  ledger statements, outcome reports and CRM connections over the exchange's HTTP API, with typed answers and
+  errors.
+- ``postback_url``: a signed URL that reports an outcome with no API key.
 - ``buyers_sdk.receiver``: verify the exchange's signed pings and posts, read them, answer them.
 
 Standalone: it needs ``httpx`` and ``msgspec`` only, never the exchange's own code.
@@ -35,6 +37,12 @@ from buyers_sdk.models import (
     Campaign,
     CampaignIn,
     Cap,
+    CrmConfig,
+    CrmConnection,
+    CrmConnectionIn,
+    CrmConnectionPatch,
+    CrmConnections,
+    CrmSync,
     EndpointConfig,
     EnumIn,
     EnumNotIn,
@@ -43,18 +51,24 @@ from buyers_sdk.models import (
     FieldProblem,
     FieldSpec,
     Filter,
+    FirstResponse,
     FixedMargin,
     FixedPayout,
     HeaderAuth,
     Interval,
     KeyInfo,
+    LeadCrmSyncs,
     Margin,
     NewKey,
     NoAuth,
     NumberRange,
+    Outcome,
+    OutcomeIn,
+    Outcomes,
     Page,
     Party,
     PercentMargin,
+    PostbackInfo,
     PriceBand,
     Purchase,
     PurchaseDetail,
@@ -74,18 +88,20 @@ from buyers_sdk.models import (
     ZipPrefix,
     ZipRadius,
 )
+from buyers_sdk.postback import postback_url
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AccountBalance", "AgeRange", "ApiError", "AsyncExchangeClient", "Auth", "BadRequest",
     "BandedMargin", "BasicAuth", "BearerAuth", "BooleanIs", "BuyerAccount", "BuyerEndpoints",
-    "Campaign", "CampaignIn", "Cap", "Conflict", "EndpointConfig", "EnumIn", "EnumNotIn",
+    "Campaign", "CampaignIn", "Cap", "Conflict", "CrmConnection", "CrmConnectionIn", "CrmConnectionPatch",
+    "CrmConnections", "CrmConfig", "EndpointConfig", "EnumIn", "EnumNotIn",
     "ExchangeClient", "ExchangeError", "Expression", "FieldMap", "FieldProblem", "FieldSpec",
-    "Filter", "FixedMargin", "FixedPayout", "Forbidden", "HeaderAuth", "Interval", "KeyInfo",
-    "Margin", "NewKey", "NoAuth", "NotFound", "NumberRange", "Page", "Party", "PercentMargin",
-    "PriceBand", "Purchase", "PurchaseDetail", "RateLimited", "ResponseRules", "Return", "ReturnPolicy",
-    "RevenueShare", "Schedule", "ServerError", "SigningSecret", "StatesIn", "StatesNotIn",
+    "Filter", "FirstResponse", "FixedMargin", "FixedPayout", "Forbidden", "HeaderAuth", "Interval", "KeyInfo", "LeadCrmSyncs",
+    "Margin", "NewKey", "NoAuth", "NotFound", "NumberRange", "Outcome", "OutcomeIn", "Outcomes", "Page", "Party", "PercentMargin",
+    "PostbackInfo", "PriceBand", "Purchase", "PurchaseDetail", "RateLimited", "ResponseRules", "Return", "ReturnPolicy",
+    "RevenueShare", "Schedule", "ServerError", "SigningSecret", "StatesIn", "StatesNotIn", "CrmSync",
     "Trace", "TraceEntry", "TraceView", "TransportError", "Unauthorized", "ValidationFailed",
-    "Vertical", "ZipIn", "ZipPrefix", "ZipRadius", "receiver",
+    "Vertical", "ZipIn", "ZipPrefix", "ZipRadius", "postback_url", "receiver",
 ]  # fmt: skip

@@ -13,6 +13,7 @@ Every non-2xx answer raises an ``ApiError`` subclass (see ``buyers_sdk.errors``)
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Generic, NamedTuple, Self, TypeVar
@@ -26,11 +27,21 @@ from buyers_sdk.models import (
     BuyerAccount,
     Campaign,
     CampaignIn,
+    CrmConfig,
+    CrmConnection,
+    CrmConnectionIn,
+    CrmConnectionPatch,
+    CrmConnections,
     KeyIn,
     KeyInfo,
+    LeadCrmSyncs,
     NewKey,
+    Outcome,
+    OutcomeIn,
+    Outcomes,
     Page,
     Party,
+    PostbackInfo,
     Purchase,
     PurchaseDetail,
     Return,
@@ -45,6 +56,7 @@ DEFAULT_TIMEOUT_S = 10.0
 USER_AGENT = "lead-exchange-buyers-sdk/0.1"
 Id = uuid.UUID | str
 CampaignBody = CampaignIn | Mapping[str, Any]
+CrmConnectionBody = CrmConnectionIn | Mapping[str, Any]
 
 _encode = msgspec.json.Encoder().encode
 
@@ -85,6 +97,19 @@ ROUTES: dict[str, Route] = {
     "file_return": Route("POST", "/v1/returns", Return, ReturnIn),
     "list_returns": Route("GET", "/v1/returns", Page[Return]),
     "get_return": Route("GET", "/v1/returns/{return_id}", Return),
+    "report_outcome": Route("POST", "/v1/leads/{lead_id}/outcomes", Outcome, OutcomeIn),
+    "outcomes": Route("GET", "/v1/leads/{lead_id}/outcomes", Outcomes),
+    "postback_info": Route("GET", "/v1/outcomes/postback", PostbackInfo),
+    "create_crm_connection": Route("POST", "/v1/crm-connections", CrmConnection, CrmConnectionIn),
+    "list_crm_connections": Route("GET", "/v1/crm-connections", CrmConnections),
+    "get_crm_connection": Route("GET", "/v1/crm-connections/{connection_id}", CrmConnection),
+    "update_crm_connection": Route(
+        "PUT", "/v1/crm-connections/{connection_id}", CrmConnection, CrmConnectionPatch
+    ),
+    "deactivate_crm_connection": Route(
+        "DELETE", "/v1/crm-connections/{connection_id}", CrmConnection
+    ),
+    "lead_crm": Route("GET", "/v1/leads/{lead_id}/crm", LeadCrmSyncs),
 }
 
 
@@ -214,6 +239,61 @@ class _Calls:
     @staticmethod
     def get_return(return_id: Id) -> _Call:
         return _call("get_return", return_id=return_id)
+
+    @staticmethod
+    def report_outcome(
+        lead_id: Id,
+        kind: str,
+        value_minor: int | None,
+        currency: str | None,
+        reason: str | None,
+        occurred_at: dt.datetime | None,
+    ) -> _Call:
+        body = OutcomeIn(
+            kind=kind, value_minor=value_minor, currency=currency, reason=reason,
+            occurred_at=occurred_at,
+        )  # fmt: skip
+        return _call("report_outcome", body=body, lead_id=lead_id)
+
+    @staticmethod
+    def outcomes(lead_id: Id) -> _Call:
+        return _call("outcomes", lead_id=lead_id)
+
+    @staticmethod
+    def postback_info() -> _Call:
+        return _call("postback_info")
+
+    @staticmethod
+    def create_crm_connection(data: CrmConnectionBody) -> _Call:
+        body = data if isinstance(data, CrmConnectionIn) else dict(data)
+        return _call("create_crm_connection", body=body)
+
+    @staticmethod
+    def list_crm_connections() -> _Call:
+        return _call("list_crm_connections")
+
+    @staticmethod
+    def get_crm_connection(connection_id: Id) -> _Call:
+        return _call("get_crm_connection", connection_id=connection_id)
+
+    @staticmethod
+    def update_crm_connection(
+        connection_id: Id,
+        name: str | None,
+        config: CrmConfig | None,
+        secret: str | None,
+        active: bool | None,
+    ) -> _Call:
+        body = CrmConnectionPatch(name=name, config=config, secret=secret, active=active)
+        return _call("update_crm_connection", body=body, connection_id=connection_id)
+
+    @staticmethod
+    def deactivate_crm_connection(connection_id: Id) -> _Call:
+        return _call("deactivate_crm_connection", connection_id=connection_id)
+
+    @staticmethod
+    def lead_crm(lead_id: Id) -> _Call:
+        return _call("lead_crm", lead_id=lead_id)
 
 
 def _request_kwargs(call: _Call) -> dict[str, Any]:
@@ -411,6 +491,66 @@ class ExchangeClient:
     def get_return(self, return_id: Id) -> Return:
         return self._do(_Calls.get_return(return_id))
 
+    # --- outcomes --------------------------------------------------------------------------------
+
+    def report_outcome(
+        self,
+        lead_id: Id,
+        kind: str,
+        value_minor: int | None = None,
+        currency: str | None = None,
+        reason: str | None = None,
+        occurred_at: dt.datetime | None = None,
+    ) -> Outcome:
+        """Report what happened to a lead you bought (``OUTCOME_KINDS``): ``won`` with its
+        ``value_minor``, ``lost`` or ``bad_lead`` with a ``reason``. Idempotent per kind: a
+        repeat answers the first report. ``NotFound`` for a lead you did not buy."""
+        call = _Calls.report_outcome(lead_id, kind, value_minor, currency, reason, occurred_at)
+        return self._do(call)
+
+    def outcomes(self, lead_id: Id) -> Outcomes:
+        """Your reports on a lead and your first response time (sale to first contact)."""
+        return self._do(_Calls.outcomes(lead_id))
+
+    def postback_info(self) -> PostbackInfo:
+        """Your postback secret and URL template (``buyers_sdk.postback_url`` signs URLs)."""
+        return self._do(_Calls.postback_info())
+
+    # --- CRM sync (docs/crm.md) ----------------------------------------------------------------
+
+    def create_crm_connection(self, data: CrmConnectionBody) -> CrmConnection:
+        """Push the leads you buy, and their outcomes, to your CRM (``CrmConnectionIn`` or the
+        JSON of docs/crm.md as a dict). ``ValidationFailed`` names the field (``body.secret``,
+        ``body.config.url``...); the secret is never shown back (``has_secret``)."""
+        return self._do(_Calls.create_crm_connection(data))
+
+    def list_crm_connections(self) -> CrmConnections:
+        """Your CRM connections, deactivated ones included."""
+        return self._do(_Calls.list_crm_connections())
+
+    def get_crm_connection(self, connection_id: Id) -> CrmConnection:
+        return self._do(_Calls.get_crm_connection(connection_id))
+
+    def update_crm_connection(
+        self,
+        connection_id: Id,
+        *,
+        name: str | None = None,
+        config: CrmConfig | None = None,
+        secret: str | None = None,
+        active: bool | None = None,
+    ) -> CrmConnection:
+        """Change a connection: what is left None stays; a ``secret`` given replaces the old."""
+        return self._do(_Calls.update_crm_connection(connection_id, name, config, secret, active))
+
+    def deactivate_crm_connection(self, connection_id: Id) -> CrmConnection:
+        """No new pushes; pending ones end ``failed``; the history stays."""
+        return self._do(_Calls.deactivate_crm_connection(connection_id))
+
+    def lead_crm(self, lead_id: Id) -> LeadCrmSyncs:
+        """A lead's pushes to your CRM connections: status, attempts, error, CRM record id."""
+        return self._do(_Calls.lead_crm(lead_id))
+
 
 class AsyncExchangeClient:
     """``ExchangeClient`` for asyncio: the same methods, as coroutines."""
@@ -549,3 +689,48 @@ class AsyncExchangeClient:
 
     async def get_return(self, return_id: Id) -> Return:
         return await self._do(_Calls.get_return(return_id))
+
+    async def report_outcome(
+        self,
+        lead_id: Id,
+        kind: str,
+        value_minor: int | None = None,
+        currency: str | None = None,
+        reason: str | None = None,
+        occurred_at: dt.datetime | None = None,
+    ) -> Outcome:
+        call = _Calls.report_outcome(lead_id, kind, value_minor, currency, reason, occurred_at)
+        return await self._do(call)
+
+    async def outcomes(self, lead_id: Id) -> Outcomes:
+        return await self._do(_Calls.outcomes(lead_id))
+
+    async def postback_info(self) -> PostbackInfo:
+        return await self._do(_Calls.postback_info())
+
+    async def create_crm_connection(self, data: CrmConnectionBody) -> CrmConnection:
+        return await self._do(_Calls.create_crm_connection(data))
+
+    async def list_crm_connections(self) -> CrmConnections:
+        return await self._do(_Calls.list_crm_connections())
+
+    async def get_crm_connection(self, connection_id: Id) -> CrmConnection:
+        return await self._do(_Calls.get_crm_connection(connection_id))
+
+    async def update_crm_connection(
+        self,
+        connection_id: Id,
+        *,
+        name: str | None = None,
+        config: CrmConfig | None = None,
+        secret: str | None = None,
+        active: bool | None = None,
+    ) -> CrmConnection:
+        call = _Calls.update_crm_connection(connection_id, name, config, secret, active)
+        return await self._do(call)
+
+    async def deactivate_crm_connection(self, connection_id: Id) -> CrmConnection:
+        return await self._do(_Calls.deactivate_crm_connection(connection_id))
+
+    async def lead_crm(self, lead_id: Id) -> LeadCrmSyncs:
+        return await self._do(_Calls.lead_crm(lead_id))

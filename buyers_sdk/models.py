@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 
@@ -37,6 +37,15 @@ PARTY_KINDS = ("operator", "supplier", "buyer", "team", "agent", "finance")
 ACCOUNT_KINDS = ("buyer", "supplier", "revenue", "cash")
 SIDES = ("debit", "credit")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+OUTCOME_KINDS = ("contacted", "qualified", "appointment", "won", "lost", "bad_lead")
+OUTCOME_CHANNELS = ("api", "postback")
+REPORTER_KINDS = ("agent", "buyer")
+CRM_KINDS = ("webhook", "hubspot", "salesforce")
+# What a CRM connection may take (``CrmConfig.events``): not an enumeration in the API, since
+# ``outcome:<kind>`` follows OUTCOME_KINDS.
+CRM_EVENTS = ("sold", "assigned", "outcome:*", *(f"outcome:{k}" for k in OUTCOME_KINDS))
+CRM_DEFAULT_EVENTS = ("sold", "assigned", "outcome:*")
+CRM_SYNC_STATUSES = ("pending", "synced", "failed")
 
 Scalar = str | int | float | bool
 
@@ -118,9 +127,22 @@ class Expression(_Tagged, tag="expression"):
     expression: str
 
 
+class ScoreRange(_Tagged, tag="score_range"):
+    """The lead's score (0-100, from its vertical's scoring) within [minimum, maximum]."""
+
+    minimum: int | None = None
+    maximum: int | None = None
+
+
+class PriorityIn(_Tagged, tag="priority_in"):
+    """The lead's priority band (e.g. ``high``) is one of ``values``."""
+
+    values: list[str]
+
+
 Filter = (
     StatesIn | StatesNotIn | ZipIn | ZipPrefix | ZipRadius | NumberRange | EnumIn | EnumNotIn
-    | BooleanIs | AgeRange | Expression
+    | BooleanIs | AgeRange | Expression | ScoreRange | PriorityIn
 )  # fmt: skip
 
 
@@ -289,6 +311,8 @@ class CampaignIn(msgspec.Struct, kw_only=True, omit_defaults=True):
     tier: int = 1
     endpoints: BuyerEndpoints | None = None
     returns: ReturnPolicy | None = None
+    rank_by_conversion: bool = False  # teams only: rank bids by measured conversion
+    conversion_floor_pct: int = 50  # its ranking value never below this % of its price
     buyer_id: uuid.UUID | None = None  # operators only
 
 
@@ -311,6 +335,8 @@ class Campaign(msgspec.Struct, kw_only=True):
     tier: int
     endpoints: BuyerEndpoints | None
     returns: ReturnPolicy
+    rank_by_conversion: bool
+    conversion_floor_pct: int
     version: int
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -423,11 +449,27 @@ class TraceEntry(msgspec.Struct, kw_only=True):
     details: dict[str, Any] = {}
 
 
+class ScorePart(msgspec.Struct, kw_only=True):
+    label: str  # a scoring rule, the source history, or the clamp to 0-100
+    points: int
+
+
+class LeadScore(msgspec.Struct, kw_only=True):
+    """A lead's score (0-100) and priority band with the parts that add up to it (operators)."""
+
+    score: int
+    priority: str
+    parts: list[ScorePart]
+
+
 class Trace(msgspec.Struct, kw_only=True):
     subject_id: uuid.UUID
     stage: str  # ping, post, direct...
     created_at: dt.datetime
     entries: list[TraceEntry]
+    score: LeadScore | None = None  # operators only
+
+
 
 
 class TraceView(msgspec.Struct, kw_only=True):
@@ -438,6 +480,8 @@ class TraceView(msgspec.Struct, kw_only=True):
     ping_id: uuid.UUID | None
     stages: list[Trace]
     reasons: list[str]
+    score: int | None = None  # the lead's score and priority band (operators only)
+    priority: str | None = None
 
     def by_campaign(self) -> dict[str, list[TraceEntry]]:
         """Every entry of every stage, grouped by campaign id, in stage order."""
@@ -553,6 +597,142 @@ class Vertical(msgspec.Struct, kw_only=True):
     updated_at: dt.datetime
 
 
+class OutcomeIn(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What happened to a lead you bought: ``kind`` is one of ``OUTCOME_KINDS``; a ``won``
+    outcome may carry its ``value_minor`` (in the vertical's currency), ``lost`` and
+    ``bad_lead`` a ``reason`` (200 characters at most); ``occurred_at`` defaults to now."""
+
+    kind: str
+    value_minor: int | None = None
+    currency: str | None = None
+    reason: str | None = None
+    occurred_at: Annotated[dt.datetime, msgspec.Meta(tz=True)] | None = None  # aware
+
+
+class Outcome(msgspec.Struct, kw_only=True):
+    """A stored report: the first of its kind you sent on the lead (a repeat answers it)."""
+
+    id: uuid.UUID
+    lead_id: uuid.UUID
+    party_id: uuid.UUID
+    kind: str  # OUTCOME_KINDS
+    value_minor: int | None
+    currency: str | None
+    reason: str | None
+    channel: str  # OUTCOME_CHANNELS: api or postback
+    occurred_at: dt.datetime
+    recorded_at: dt.datetime
+
+
+class FirstResponse(msgspec.Struct, kw_only=True):
+    """How long a reporter took to first contact the lead (a buyer: from the sale to its first
+    ``contacted`` report); None until it reports one."""
+
+    party_id: uuid.UUID
+    reporter: str  # REPORTER_KINDS
+    first_response_ms: int | None
+
+
+class Outcomes(msgspec.Struct, kw_only=True):
+    """Your reports on a lead, oldest first, and your first response time."""
+
+    lead_id: uuid.UUID
+    items: list[Outcome]
+    first_response_ms: int | None
+    responses: list[FirstResponse]
+
+
+class PostbackInfo(msgspec.Struct, kw_only=True):
+    """Your postback secret and URL template (``buyers_sdk.postback_url`` signs the URLs)."""
+
+    party_id: uuid.UUID
+    secret: str
+    url_template: str
+    methods: list[str]
+    algorithm: str
+    tolerance_s: int
+
+
+# --- CRM sync (docs/crm.md) -------------------------------------------------------------------
+
+
+class CrmConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Where and what a CRM connection pushes. ``url``: the webhook's URL, HubSpot's API base
+    (``https://api.hubapi.com``) or the Salesforce instance URL. ``field_map``: lead field ->
+    CRM property, over the adapter's defaults. ``events``: ``CRM_EVENTS``."""
+
+    url: str
+    api_version: str = "v59.0"  # Salesforce's REST API version
+    field_map: dict[str, str] = {}
+    events: list[str] = msgspec.field(default_factory=lambda: list(CRM_DEFAULT_EVENTS))
+    lead_source: str | None = None  # Salesforce ``LeadSource`` (None: ``Web``)
+    timeout_ms: int = 10_000  # per request, 100 to 30,000
+
+
+class CrmConnectionIn(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A CRM connection you make: ``kind`` is one of ``CRM_KINDS``; ``secret`` the HubSpot or
+    Salesforce access token, or the webhook's signing secret (never shown back)."""
+
+    kind: str
+    name: str
+    config: CrmConfig
+    secret: str | None = None
+    party_id: uuid.UUID | None = None  # operators only
+
+
+class CrmConnectionPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A change to a connection: fields left None stay as they are; a secret is replaced."""
+
+    name: str | None = None
+    config: CrmConfig | None = None
+    secret: str | None = None
+    active: bool | None = None
+
+
+class CrmConnection(msgspec.Struct, kw_only=True):
+    """A CRM connection as the exchange shows it: ``has_secret``, never the secret."""
+
+    id: uuid.UUID
+    party_id: uuid.UUID
+    kind: str  # CRM_KINDS
+    name: str
+    config: CrmConfig
+    has_secret: bool
+    active: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class CrmConnections(msgspec.Struct, kw_only=True):
+    items: list[CrmConnection]
+
+
+class CrmSync(msgspec.Struct, kw_only=True):
+    """One push of a lead's event to one connection: ``status`` is one of
+    ``CRM_SYNC_STATUSES``; ``external_id`` the CRM's record id once synced."""
+
+    id: uuid.UUID
+    connection_id: uuid.UUID
+    connection_name: str
+    kind: str  # CRM_KINDS
+    party_id: uuid.UUID
+    event: str  # CRM_EVENTS
+    status: str  # CRM_SYNC_STATUSES
+    attempts: int
+    last_error: str | None  # the CRM's answer, short, tokens masked
+    external_id: str | None
+    next_attempt_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class LeadCrmSyncs(msgspec.Struct, kw_only=True):
+    """A lead's pushes to your CRM connections, oldest first."""
+
+    lead_id: uuid.UUID
+    items: list[CrmSync]
+
+
 class FieldProblem(msgspec.Struct, kw_only=True, frozen=True):
     path: str
     reason: str
@@ -572,7 +752,7 @@ class ErrorResponse(msgspec.Struct, kw_only=True):
 
 _FILTERS = (
     StatesIn, StatesNotIn, ZipIn, ZipPrefix, ZipRadius, NumberRange, EnumIn, EnumNotIn,
-    BooleanIs, AgeRange, Expression,
+    BooleanIs, AgeRange, Expression, ScoreRange, PriorityIn,
 )  # fmt: skip
 _AUTHS = (NoAuth, BearerAuth, BasicAuth, HeaderAuth)
 _MARGINS = (FixedMargin, PercentMargin, PriceBand, BandedMargin, FixedPayout, RevenueShare)
@@ -600,9 +780,20 @@ RESPONSE_SCHEMAS: dict[Any, str] = {
     TraceView: "TraceView",
     Trace: "Trace",
     TraceEntry: "TraceEntry",
+    LeadScore: "LeadScore",
+    ScorePart: "ScorePart",
     AccountBalance: "AccountBalance",
     Vertical: "Vertical",
     FieldSpec: "FieldSpec",
+    Outcome: "Outcome",
+    Outcomes: "Outcomes",
+    FirstResponse: "FirstResponse",
+    PostbackInfo: "PostbackInfo",
+    CrmConfig: "CrmConfig",
+    CrmConnection: "CrmConnection",
+    CrmConnections: "CrmConnections",
+    CrmSync: "CrmSync",
+    LeadCrmSyncs: "LeadCrmSyncs",
 }
 # Request Structs and the OpenAPI component of the body they are sent as.
 REQUEST_SCHEMAS: dict[Any, str] = {
@@ -610,6 +801,10 @@ REQUEST_SCHEMAS: dict[Any, str] = {
     CampaignIn: "CampaignIn",
     ReturnIn: "ReturnIn",
     KeyIn: "KeyIn",
+    OutcomeIn: "OutcomeIn",
+    CrmConfig: "CrmConfig",
+    CrmConnectionIn: "CrmConnectionIn",
+    CrmConnectionPatch: "CrmConnectionPatch",
 }
 # The enumerations the SDK keeps as plain strings: the API's enum component (or
 # "Component.field" for one written in place) and the values the SDK knows.
@@ -625,4 +820,8 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "PartyKind": PARTY_KINDS,
     "AccountKind": ACCOUNT_KINDS,
     "Side": SIDES,
+    "OutcomeKind": OUTCOME_KINDS,
+    "OutcomeChannel": OUTCOME_CHANNELS,
+    "ReporterKind": REPORTER_KINDS,
+    "CrmKind": CRM_KINDS,
 }

@@ -257,7 +257,10 @@ def create_app(settings: Settings | None = None, *, in_process_worker: bool = Tr
         if settings.offer_sweep_interval_s > 0:
             tasks.append(asyncio.create_task(_maintenance(settings.offer_sweep_interval_s, "sweep_offers")))
         if settings.demo:
+            from exchange import demo
+
             tasks.append(asyncio.create_task(_demo_traffic(settings)))
+            tasks.append(asyncio.create_task(demo.agents_at_work(settings)))
         if settings.campaign_cache_ttl_ms > 0:
             await _warm_and_freeze(app.state.auction.market, db)
         try:
@@ -301,7 +304,7 @@ def create_app(settings: Settings | None = None, *, in_process_worker: bool = Tr
         lifespan=[lifespan],
         middleware=[
             HttpMetricsMiddleware,  # outermost: times authentication too
-            DefineMiddleware(ApiKeyMiddleware, exclude=["^/health$", "^/schema", "^/metrics$"]),
+            DefineMiddleware(ApiKeyMiddleware, exclude=["^/health$", "^/schema", "^/metrics$", "^/v1/postbacks/"]),
         ],
         exception_handlers=handlers,
         openapi_config=openapi,

@@ -172,8 +172,11 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     simulator.start()
     created = _run_db(settings, lambda c: demo.ensure_demo_market(c, simulator.base_url))
     key = _run_db(settings, lambda c: demo.ensure_demo_supplier(c, settings))
+    _run_db(settings, demo.ensure_demo_team)
     print(f"demo market: {len(demo.DEMO_BUYERS)} buyers ({created} campaigns created), "
           f"simulated buyer endpoints at {simulator.base_url}")
+    print(f"demo team: {demo.DEMO_TEAM_NAME!r}, {len(demo.DEMO_AGENTS)} agents working the "
+          "leads nobody buys (predictive routing, solar leads scored)")
     if key:
         print(f"demo supplier key (kept in {settings.var_dir}/demo_supplier_key): {key}")
     os.environ["EXCHANGE_DEMO"] = "true" if not args.no_traffic else "false"
@@ -351,6 +354,126 @@ def _bench_profile(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_bytes(msgspec.json.format(msgspec.json.encode(result)))
     return 0
+
+
+def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    import msgspec
+    from rich.console import Console
+
+    from exchange import simulation
+
+    if args.scenario:
+        try:
+            scenario = msgspec.json.decode(Path(args.scenario).read_bytes(), type=simulation.Scenario)
+        except (OSError, msgspec.DecodeError) as exc:  # ValidationError is a DecodeError
+            print(f"error: scenario {args.scenario}: {exc}", file=sys.stderr)
+            return 2
+        given = {"seed": args.seed, "hours": args.hours, "leads_per_day": args.leads_per_day,
+                 "floor_pct": args.floor}  # fmt: skip
+        scenario = msgspec.structs.replace(scenario, **{k: v for k, v in given.items() if v is not None})
+    else:
+        scenario = simulation.default_scenario(
+            seed=1 if args.seed is None else args.seed, agents=args.agents,
+            leads_per_day=5000 if args.leads_per_day is None else args.leads_per_day,
+            hours=24.0 if args.hours is None else args.hours, start_hour=args.start_hour,
+            floor_pct=50 if args.floor is None else args.floor, always_available=args.always_available,
+        )  # fmt: skip
+    if args.write_scenario:
+        Path(args.write_scenario).write_bytes(msgspec.json.format(msgspec.json.encode(scenario)))
+    started = time.perf_counter()
+    shown = False
+
+    def progress(strategy: str, fraction: float) -> None:
+        nonlocal shown
+        # A quick run stays quiet, and so does one whose stderr is not a terminal (a log).
+        if sys.stderr.isatty() and time.perf_counter() - started > 1.0:
+            shown = True
+            print(f"\rsimulating {strategy}: {fraction * 100:3.0f}% of the day", end="", file=sys.stderr, flush=True)
+
+    report = simulation.simulate(scenario, args.strategies, progress)
+    if shown:
+        print("\r\033[K", end="", file=sys.stderr, flush=True)
+    simulation.render(report, Console(width=None if sys.stdout.isatty() else 140))
+    if args.json:
+        Path(args.json).write_bytes(msgspec.json.format(msgspec.json.encode(report)))
+    return 0
+
+
+def _strategies(value: str) -> list[str]:
+    from exchange.simulation import SIM_STRATEGIES
+
+    names = list(SIM_STRATEGIES) if value == "all" else [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in SIM_STRATEGIES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"one or more of {', '.join(SIM_STRATEGIES)} (or all): {value!r}")
+    return names
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {value}")
+    return number
+
+
+def _hours(value: str) -> float:
+    number = float(value)
+    if not 0 < number <= 24 * 31:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 744 (31 days): {value}")
+    return number
+
+
+def _percent(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 100:
+        raise argparse.ArgumentTypeError(f"must be 0 to 100: {value}")
+    return number
+
+
+def _add_simulate_command(sub: Any) -> None:
+    sim = sub.add_parser(
+        "simulate",
+        help="a simulated market day: compare routing strategies side by side",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""Simulate a market day in seconds and compare the team's routing strategies.
+
+Synthetic suppliers send leads (a daily curve); advertisers with valuations, daily budgets and
+caps bid (the exchange's own ranking and margin rules, first price); unsold leads go to an
+internal team whose agents have hidden conversion rates, working hours, breaks and concurrent
+caps, and are routed by each strategy in turn (the exchange's own round-robin, performance,
+predictive, sequential, parallel and hybrid code; agents accept or decline offers with hidden
+probabilities and delays), learning from outcomes as they are reported. Every strategy sees
+the same leads, bids and agents, so the columns are a paired comparison.
+
+Prints, per strategy: sold rate, revenue, payouts, margin, the team's conversions and won
+value, first response time p50/p90, and fairness (leads per agent, the lowest agent's share of
+an equal share). docs/simulation.md explains the model and how to read the table.
+
+strategies: round_robin, performance, predictive, sequential, parallel, hybrid (round-robin at
+weekday peak hours, predictive otherwise), or all""",
+        epilog="examples:\n  exchange simulate\n"
+        "  exchange simulate --strategies all --seed 7 --floor 30 --json sim.json\n"
+        "  exchange simulate --start-hour 9 --hours 4 --leads-per-day 2000 --agents 10",
+    )
+    sim.add_argument("--strategies", type=_strategies, default=["round_robin", "performance", "predictive"],
+                     metavar="LIST", help="comma-separated strategies to compare, or all (default: round_robin,performance,predictive)")
+    sim.add_argument("--seed", type=int, metavar="N", help="the random seed: same seed, same report (default: 1)")
+    sim.add_argument("--hours", type=_hours, metavar="H", help="simulated hours from Monday 00:00 team time (default: 24)")
+    sim.add_argument("--start-hour", type=int, default=0, choices=range(0, 24), metavar="H",
+                     help="the hour of Monday (team time, New York) the run starts at (default: %(default)s)")
+    sim.add_argument("--leads-per-day", type=_positive_int, metavar="N", help="leads per simulated day (default: 5000)")
+    sim.add_argument("--agents", type=_positive_int, default=20, metavar="N", help="agents in the team (default: %(default)s)")
+    sim.add_argument("--floor", type=_percent, metavar="PCT",
+                     help="fairness floor for performance and predictive: no agent below PCT%% of an equal share (default: 50)")
+    sim.add_argument("--always-available", action="store_true",
+                     help="agents work around the clock with no breaks (default: 08:00-22:00, some breaks)")
+    sim.add_argument("--scenario", metavar="PATH", help="read the scenario from this JSON file (see --write-scenario)")
+    sim.add_argument("--write-scenario", metavar="PATH", help="write the scenario used as JSON, to edit and rerun")
+    sim.add_argument("--json", metavar="PATH", help="write the report as JSON (per-agent figures included)")
+    sim.set_defaults(func=cmd_simulate)
 
 
 def _add_bench_command(sub: Any) -> None:
@@ -734,6 +857,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_ledger_commands(sub)
     _add_bench_command(sub)
+    _add_simulate_command(sub)
     return parser
 
 

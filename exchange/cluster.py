@@ -296,8 +296,10 @@ class Cluster:
         return {p.name: p.stop(self.grace_s) for p in self.processes}
 
     def check_running(self) -> None:
-        """Raise if a process died."""
-        dead = [p for p in self.processes if p.popen is not None and not p.running()]
+        """Raise if a process died (one stopped on purpose is not counted)."""
+        dead = [
+            p for p in self.processes if p.popen is not None and not p._stopped and not p.running()
+        ]
         if dead:
             codes = ", ".join(f"{p.name} ({p.popen.returncode})" for p in dead)  # type: ignore[union-attr]
             raise ClusterError(f"exited: {codes}\n{self.logs(dead)}")

@@ -31,6 +31,10 @@ DEMO_ZIPS = [
 ]  # fmt: skip
 FIRST_NAMES = ["Ana", "Ben", "Chloe", "Dev", "Elena", "Femi", "Grace", "Hiro", "Ines", "Jamal"]
 LAST_NAMES = ["Garcia", "Smith", "Nguyen", "Okafor", "Kim", "Rossi", "Patel", "Cohen", "Silva"]
+FREE_MAIL = ["gmail.com", "yahoo.com", "outlook.com", "icloud.com", "aol.com"]
+COMPANY_WORDS = ["acme", "northwind", "bluepeak", "redrock", "silverline", "oakridge", "brightpath"]
+COMPANY_KINDS = ["roofing", "dental", "logistics", "bakery", "realty", "motors"]
+COMPANY_EMAIL_SHARE = 0.15
 # Exchange numbers in NANP's 2xx-9xx ranges that phonenumbers accepts as valid.
 AREA_CODES = ["212", "415", "512", "305", "312", "602", "206", "303", "404", "617"]
 
@@ -70,7 +74,11 @@ def fake_value(spec: FieldSpec, rng: random.Random, zip_state: tuple[str, str]) 
     if fmt is FieldFormat.PHONE:
         return f"({rng.choice(AREA_CODES)}) {rng.randint(200, 999)}-{rng.randint(1000, 9999)}"
     if fmt is FieldFormat.EMAIL:
-        return f"demo.{rng.getrandbits(40):x}@example.com"
+        # Mostly free mail; now and then a small company's domain, which the demo team's
+        # account routing sends back to whoever owned that company's last lead.
+        if rng.random() < COMPANY_EMAIL_SHARE:
+            return f"demo.{rng.getrandbits(40):x}@{rng.choice(COMPANY_WORDS)}-{rng.choice(COMPANY_KINDS)}.com"
+        return f"demo.{rng.getrandbits(40):x}@{rng.choice(FREE_MAIL)}"
     if fmt is FieldFormat.DATE:
         start = dt.date(1950, 1, 1)
         return (start + dt.timedelta(days=rng.randint(0, 365 * 50))).isoformat()
@@ -206,7 +214,8 @@ DEMO_BUYERS: list[dict[str, Any]] = [
     {
         "name": "Safe Drivers Insurance", "sim": None,
         "campaigns": [{"name": "Auto, everyone", "vertical": "auto_insurance", "price_mode": "fixed",
-                       "fixed_price_minor": 2200, "caps": [{"window": "hour", "max_count": 60}]}],
+                       # A tight cap: past it, auto leads go unsold to the demo team.
+                       "fixed_price_minor": 2200, "caps": [{"window": "hour", "max_count": 10}]}],
     },
 ]  # fmt: skip
 DEMO_BALANCE_MINOR = 10_000_000  # $100,000 each: the demo should run a long time before money runs out
@@ -347,3 +356,150 @@ async def run_demo(settings: Settings, leads: int, progress: Any = None) -> Demo
     finally:
         await db.dispose()
     return summary
+
+
+# --- the demo team: leads nobody bought, routed by what agents' outcomes teach ----------------
+
+DEMO_TEAM_NAME = "Demo inside sales"
+# (name, tier, hidden chance to win a lead): the demo's agents report outcomes drawn from these,
+# and the team's predictive routing has to find out who is good from those reports alone.
+DEMO_AGENTS: list[tuple[str, int, float]] = [
+    ("Avery", 1, 0.40), ("Blake", 1, 0.25), ("Casey", 2, 0.15), ("Drew", 2, 0.10),
+    ("Emery", 2, 0.05),
+]  # fmt: skip
+DEMO_TEAM_CONFIG: dict[str, Any] = {
+    "strategy": "predictive",
+    "routing": {
+        "timezone": "America/New_York",
+        # Cold leads are shared out evenly; the rest go where they are likeliest to be won.
+        "rules": [{"strategy": "round_robin", "max_score": 40}],
+        "score_tiers": [{"min_score": 80, "tiers": [1]}],
+        "fairness_floor_pct": 50,
+        "account_window_days": 30,
+    },
+}
+DEMO_SCORING: dict[str, dict[str, Any]] = {
+    "solar": {
+        "base": 40,
+        "rules": [
+            {"field": "homeowner", "op": "eq", "value": True, "points": 20, "label": "homeowner"},
+            {"field": "monthly_electric_bill", "op": "gte", "value": 15000, "points": 15,
+             "label": "bill $150+"},
+            {"field": "roof_shade", "op": "eq", "value": "mostly_shaded", "points": -20,
+             "label": "shaded roof"},
+            {"field": "purchase_timeframe", "op": "eq", "value": "immediately", "points": 10,
+             "label": "buying now"},
+        ],
+    },
+}  # fmt: skip
+AGENT_TICK_S = 5.0  # how often the demo agents look at their leads
+AGENT_WORK_S = 20.0  # a demo agent closes a lead this long (about) after first contact
+DEMO_WON_VALUE_MINOR = (50_000, 500_000)  # a won deal's value range, $500 to $5,000
+
+
+async def ensure_demo_team(conn: AsyncConnection) -> bool:
+    """The demo team, its agents (profiles, no presence tracking), its route for every vertical
+    and its smarter routing, and a scoring config for the solar vertical. True if created."""
+    from exchange.auth.parties import PartyIn, PartyKind, create_party
+    from exchange.intake import verticals
+    from exchange.scoring import ScoringConfig
+    from exchange.scoring.store import put_config
+    from exchange.store.tables import parties
+    from exchange.teams import service as teams
+    from exchange.teams.messages import ProfileIn, RouteIn, TeamConfigIn
+
+    found = (
+        await conn.execute(
+            sa.select(parties.c.id).where(
+                parties.c.kind == PartyKind.TEAM.value, parties.c.name == DEMO_TEAM_NAME
+            )
+        )
+    ).first()
+    if found is not None:
+        return False
+    now = dt.datetime.now(dt.timezone.utc)
+    team = await create_party(
+        conn, PartyIn(kind=PartyKind.TEAM, name=DEMO_TEAM_NAME, timezone="America/New_York")
+    )
+    await teams.set_config(conn, team.id, msgspec.convert(DEMO_TEAM_CONFIG, TeamConfigIn), now)
+    for name, tier, _rate in DEMO_AGENTS:
+        agent = await create_party(
+            conn, PartyIn(kind=PartyKind.AGENT, name=name, team_id=team.id,
+                          timezone="America/New_York"),
+        )  # fmt: skip
+        profile = ProfileIn(timezone="America/New_York", tier=tier, heartbeat_ttl_s=None)
+        await teams.set_profile(conn, agent.id, profile, now)
+    for vertical in await verticals.list_all(conn):
+        await teams.set_route(conn, RouteIn(vertical=vertical.slug, team_id=team.id), now)
+    for slug, config in DEMO_SCORING.items():
+        await put_config(conn, slug, msgspec.convert(config, ScoringConfig))
+    return True
+
+
+async def agents_at_work(settings: Settings) -> None:
+    """The demo team's agents, forever: each makes first contact with the leads it owns, then
+    closes them won (with a value) or lost by its hidden rate, higher for higher-scored leads.
+    Their reports are the outcomes predictive routing learns from."""
+    from exchange.auth.parties import PartyKind, Principal
+    from exchange.store.db import Database
+    from exchange.store.tables import parties
+
+    rates = {name: rate for name, _tier, rate in DEMO_AGENTS}
+    db = Database(settings)
+    try:
+        await asyncio.sleep(TRAFFIC_START_DELAY_S)
+        async with db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(parties.c.id, parties.c.name).where(
+                        parties.c.kind == PartyKind.AGENT.value, parties.c.name.in_(list(rates))
+                    )
+                )
+            ).all()
+        agents = [
+            (Principal(party_id=r.id, kind=PartyKind.AGENT, key_id=r.id, name=r.name), rates[r.name])
+            for r in rows
+        ]  # fmt: skip
+        while True:
+            for me, rate in agents:
+                try:
+                    await _work(db, me, rate)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the demo must never take the exchange down
+                    log.warning("demo agent %s: %s", me.name, exc)
+            await asyncio.sleep(AGENT_TICK_S)
+    finally:
+        await db.dispose()
+
+
+async def _work(db: Any, me: Any, rate: float) -> None:
+    """One look by one demo agent at the leads it owns."""
+    from exchange.outcomes import service as outcomes
+    from exchange.outcomes.messages import OutcomeIn, OutcomeKind
+    from exchange.store.tables import leads
+    from exchange.teams import service as teams
+    from exchange.teams.messages import CloseIn
+
+    now = dt.datetime.now(dt.timezone.utc)
+    async with db.read() as conn:
+        mine = await teams.my_leads(conn, me, 50)
+    for lead in mine:
+        async with db.write() as conn:
+            if lead.first_contact_at is None:
+                await teams.contacted(conn, me, lead.lead_id, now)
+                continue
+            if (now - lead.first_contact_at).total_seconds() < AGENT_WORK_S:
+                continue
+            score = (
+                await conn.execute(sa.select(leads.c.score).where(leads.c.id == lead.lead_id))
+            ).scalar_one_or_none()
+            draw = random.Random(f"{lead.lead_id}:{me.party_id}")
+            chance = min(0.95, rate * (0.5 + (score if score is not None else 50) / 100))
+            if draw.random() < chance:
+                value = draw.randint(*DEMO_WON_VALUE_MINOR)
+                won = OutcomeIn(kind=OutcomeKind.WON, value_minor=value)
+                await outcomes.report(conn, me, lead.lead_id, won, now)
+                await teams.close_lead(conn, me, lead.lead_id, CloseIn(outcome="won"), now)
+            else:
+                await teams.close_lead(conn, me, lead.lead_id, CloseIn(outcome="lost"), now)

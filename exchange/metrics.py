@@ -131,6 +131,42 @@ TEAM_ASSIGNMENTS = Counter(
     ["how"],
 )
 
+NOTIFICATIONS = Counter(
+    "exchange_notifications",
+    "Notification attempts to agents and managers, by channel (email, webhook) and outcome "
+    "(sent, retry, failed: out of attempts).",
+    ["channel", "outcome"],
+)
+
+CRM_SYNCS = Counter(
+    "exchange_crm_syncs",
+    "CRM push attempts (exchange.crm), by connection kind (webhook, hubspot, salesforce) and "
+    "verdict (synced, retry, failed).",
+    ["kind", "verdict"],
+)
+
+# --- outcomes (exchange.outcomes) -------------------------------------------------------------
+
+# From owning (or buying) a lead to first contact: minutes when a team is on it, days when not.
+FIRST_RESPONSE_BUCKETS = (
+    10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800,
+)  # fmt: skip
+
+LEAD_OUTCOMES = Counter(
+    "exchange_lead_outcomes",
+    "Outcomes reported on leads (first report of each kind per reporter), by kind "
+    "(contacted, qualified, appointment, won, lost, bad_lead), reporter (agent, buyer) and "
+    "channel (api, postback).",
+    ["kind", "reporter", "channel"],
+)
+FIRST_RESPONSE = Histogram(
+    "exchange_first_response_seconds",
+    "Time to first contact: an agent's from owning the lead, a buyer's from the sale to its "
+    "first contacted report.",
+    ["reporter"],
+    buckets=FIRST_RESPONSE_BUCKETS,
+)
+
 # --- HTTP -------------------------------------------------------------------------------------
 
 HTTP_REQUESTS = Counter(
@@ -217,7 +253,8 @@ class HttpMetricsMiddleware:
 def queue_names() -> tuple[str, ...]:
     from exchange.worker import actors
 
-    return (actors.DELIVERY_QUEUE, actors.MAINTENANCE_QUEUE, actors.TEAMS_QUEUE)
+    return (actors.DELIVERY_QUEUE, actors.MAINTENANCE_QUEUE, actors.TEAMS_QUEUE,
+            actors.NOTIFICATIONS_QUEUE, actors.CRM_QUEUE)  # fmt: skip
 
 
 def _queue_family() -> GaugeMetricFamily:

@@ -15,10 +15,16 @@ BUDGET_REACHED_PREFIX = "budget_reached:"
 # The field name an expression filter reports: an expression may test several fields, and naming
 # one of them would depend on evaluation order, so the whole expression is named instead.
 EXPRESSION_FIELD = "expression"
+# What score filters report (exchange.scoring): the lead's score and its priority band. Both are
+# reserved vertical field names, so these never mean a field.
+SCORE_FIELD = "score"
+PRIORITY_FIELD = "priority"
 
 CAMPAIGN_PAUSED = "campaign_paused"
 SCHEDULE_CLOSED = "schedule_closed"
 FILTERED_EXPRESSION = FILTERED_PREFIX + EXPRESSION_FIELD
+FILTERED_SCORE = FILTERED_PREFIX + SCORE_FIELD
+FILTERED_PRIORITY = FILTERED_PREFIX + PRIORITY_FIELD
 DUPLICATE = "duplicate"
 INSUFFICIENT_BALANCE = "insufficient_balance"
 EXCLUSIVITY_CONFLICT = "exclusivity_conflict"
@@ -49,6 +55,8 @@ REASONS: dict[str, str] = {
     SCHEDULE_CLOSED: "the lead arrived outside the campaign's schedule (in its time zone)",
     FILTERED_PREFIX + "<field>": "a campaign filter on <field> failed, or the lead lacks <field>",
     FILTERED_EXPRESSION: "the expression filter was false, or a field it reads is missing",
+    FILTERED_SCORE: "the lead's score is outside the campaign's score_range (or it has none)",
+    FILTERED_PRIORITY: "the lead's priority is not in the campaign's priority_in (or it has none)",
     DUPLICATE: "this buyer already bought this person (or intake saw the lead before)",
     CAP_REACHED_PREFIX + "<window>": "the lead count cap of the current <window> is used up",
     BUDGET_REACHED_PREFIX + "<window>": "the spend cap of the <window> cannot cover the lead",

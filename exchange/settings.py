@@ -18,6 +18,9 @@ ENV_PREFIX = "EXCHANGE_"
 DEFAULT_VAR_DIR = "var"
 
 
+LEAD_STUCK_AFTER_S_MIN = 120  # the longest post timeout (30 s) and slack, with room to walk
+
+
 class SettingsError(ValueError):
     """A setting has a value the exchange cannot use."""
 
@@ -69,8 +72,20 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     delivery_lease_ms: int = 30_000  # an attempt holds its delivery this long before another may
     delivery_sweep_interval_s: int = 15  # how often pending deliveries past due are re-sent
     # A lead still being sold this long after its post began lost its walk (its process died):
-    # the sweeper settles it. Far above the longest walk (buyers' post timeouts in a row).
+    # the sweeper settles it. A live walk starts no post after this less the longest post
+    # timeout and a slack (exchange.auction.walking), so the two never settle one lead.
     lead_stuck_after_s: int = 300
+
+    # Notifications by email (exchange.notifications): the SMTP server that relays them. An
+    # empty host leaves email notifications pending (retried, then failed). The password is
+    # never logged.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = "exchange@localhost"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_timeout_s: int = 10
 
     # Lifetimes.
     idempotency_ttl_hours: int = 24
@@ -180,6 +195,11 @@ def _check(settings: Settings) -> None:
                  "worker_heartbeat_timeout_s", "shutdown_grace_s"):  # fmt: skip
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be positive")
+    if settings.lead_stuck_after_s < LEAD_STUCK_AFTER_S_MIN:
+        raise SettingsError(
+            f"{ENV_PREFIX}LEAD_STUCK_AFTER_S must be at least {LEAD_STUCK_AFTER_S_MIN}: a walk "
+            "needs room for its posts (each up to 30 s) before the sweeper may take its lead"
+        )
     if settings.pii_retention_days < 0:
         raise SettingsError(f"{ENV_PREFIX}PII_RETENTION_DAYS must be 0 (keep) or more")
     if settings.page_size_default > settings.page_size_max:

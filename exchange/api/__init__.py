@@ -2,9 +2,13 @@
 
 from exchange.api.auction import ExplainController, PingController, PostController, TraceController
 from exchange.api.campaigns import CampaignController
+from exchange.api.channels import CHANNEL_ROUTES
+from exchange.api.crm import CrmConnectionController, LeadCrmController
 from exchange.api.finance import LedgerController, MyLedgerController
 from exchange.api.health import health
 from exchange.api.leads import LeadController
+from exchange.api.notifications import AgentStreamController, NotificationController
+from exchange.api.outcomes import OutcomeController, PostbackInfoController, outcome_postback
 from exchange.api.parties import KeyController, MeController, PartyController
 from exchange.api.returns import PurchaseController, ReturnController
 from exchange.api.teams import (
@@ -47,6 +51,14 @@ ROUTES = [
     AgentController,
     OfferController,
     OwnedLeadController,
+    NotificationController,
+    AgentStreamController,
+    OutcomeController,
+    PostbackInfoController,
+    outcome_postback,
+    CrmConnectionController,
+    LeadCrmController,
+    *CHANNEL_ROUTES,
 ]
 
 __all__ = ["ROUTES"]

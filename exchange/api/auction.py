@@ -77,22 +77,35 @@ class TraceView(msgspec.Struct, kw_only=True):
     ping_id: uuid.UUID | None
     stages: list[Trace]
     reasons: list[str]
+    # The lead's score and priority band (exchange.scoring); operators only, None when unscored.
+    score: int | None = None
+    priority: str | None = None
 
 
 async def _trace(request: Request, *, lead_id: uuid.UUID | None, ping_id: uuid.UUID | None) -> TraceView:
     principal: Principal = request.user
     ctx = auction_of(request)
+    score = priority = None
     async with ctx.db.read() as conn:
         if lead_id is not None:
-            row = (await conn.execute(sa.select(leads.c.supplier_id, leads.c.ping_id).where(leads.c.id == lead_id))).first()
+            row = (
+                await conn.execute(
+                    sa.select(leads.c.supplier_id, leads.c.ping_id, leads.c.score, leads.c.priority).where(leads.c.id == lead_id)
+                )
+            ).first()
             if row is None:
                 raise not_found("lead")
             supplier_id, ping_id = row.supplier_id, row.ping_id
+            score, priority = row.score, row.priority
         else:
             row = (await conn.execute(sa.select(pings.c.supplier_id, pings.c.lead_id).where(pings.c.id == ping_id))).first()
             if row is None:
                 raise not_found("ping")
             supplier_id, lead_id = row.supplier_id, row.lead_id
+            if lead_id is not None:
+                scored = (await conn.execute(sa.select(leads.c.score, leads.c.priority).where(leads.c.id == lead_id))).first()
+                if scored is not None:
+                    score, priority = scored.score, scored.priority
         if principal.kind is PartyKind.SUPPLIER and supplier_id != principal.party_id:
             raise forbidden("this lead belongs to another supplier")
         ids = [i for i in (ping_id, lead_id) if i is not None]
@@ -106,7 +119,13 @@ async def _trace(request: Request, *, lead_id: uuid.UUID | None, ping_id: uuid.U
         reasons = sorted({e.reason for t in stages for e in t.entries if e.reason})
     elif principal.kind is PartyKind.SUPPLIER:
         stages = []  # which buyer said what is not the supplier's to know
-    return TraceView(subject_id=lead_id or ping_id, lead_id=lead_id, ping_id=ping_id, stages=stages, reasons=reasons)
+    if not principal.is_operator:  # how the exchange rates a lead and its source is its own
+        stages = [msgspec.structs.replace(t, score=None) for t in stages]
+        score = priority = None
+    return TraceView(
+        subject_id=lead_id or ping_id, lead_id=lead_id, ping_id=ping_id, stages=stages, reasons=reasons,
+        score=score, priority=priority,
+    )  # fmt: skip
 
 
 class TraceController(Controller):
@@ -145,4 +164,5 @@ class ExplainController(Controller):
                 service.TraceEntry(campaign_id="", buyer_id="", reason=e.reason, bid_minor=e.bid_minor, payout_minor=e.payout_minor)
                 for e in result.entries
             ]
+            result.score = None  # how the exchange rates a lead and its source is its own
         return result

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import msgspec
 from litestar import Request
 
-from exchange.errors import ApiError, FieldProblem
+from exchange.errors import ApiError, FieldProblem, forbidden
 from exchange.settings import Settings
 from exchange.store.db import Database
 
@@ -52,3 +53,13 @@ def forget_supplier_terms(request: Request, supplier_id: uuid.UUID) -> None:
     auction = getattr(request.app.state, "auction", None)
     if auction is not None:
         auction.market.invalidate_terms(supplier_id)
+
+
+def own_supplier(principal: Any, supplier_id: uuid.UUID | None, what: str) -> uuid.UUID | None:
+    """The supplier a listing is for: an operator's choice (None: every supplier), a supplier's
+    own id (asking for another supplier's is 403)."""
+    if principal.is_operator:
+        return supplier_id
+    if supplier_id is not None and supplier_id != principal.party_id:
+        raise forbidden(f"a supplier sees only its own {what}")
+    return principal.party_id

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
+import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 
-from exchange.api.common import Page, db_of, page_limit, settings_of
+from exchange.api.common import Page, db_of, own_supplier, page_limit, settings_of
 from exchange.auction import service as auction
 from exchange.auction.messages import PostOut
 from exchange.auth.middleware import allow
@@ -63,12 +64,11 @@ class LeadController(Controller):
     ) -> Page:
         principal: Principal = request.user
         size = page_limit(settings_of(request), limit)
-        if not principal.is_operator:
-            if supplier_id is not None and supplier_id != principal.party_id:
-                raise forbidden("a supplier sees only its own leads")
-            supplier_id = principal.party_id
+        supplier_id = own_supplier(principal, supplier_id, "leads")
         async with db_of(request).read() as conn:
             items = await service.list_leads(conn, supplier_id=supplier_id, limit=size, after=after)
+        if not principal.is_operator:
+            items = [_without_score(item) for item in items]
         return Page(items=items, next_after=items[-1].lead_id if len(items) == size else None)
 
     @get("/{lead_id:uuid}", guards=[allow(PartyKind.SUPPLIER)], summary="One lead")
@@ -82,4 +82,9 @@ class LeadController(Controller):
             raise not_found("lead")
         if not principal.is_operator and lead.supplier_id != principal.party_id:
             raise forbidden("this lead belongs to another supplier")
-        return lead
+        return lead if principal.is_operator else _without_score(lead)
+
+
+def _without_score(lead: LeadView) -> LeadView:
+    """How the exchange rates a lead (and so its source) is for operators, not the supplier."""
+    return msgspec.structs.replace(lead, score=None, priority=None)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange import caps as cap_store
 from exchange import metrics, reasons
-from exchange.auction import funds
+from exchange.auction import conversion, funds
 from exchange.auction.context import NO_MARGIN, Context, _supplier_terms, _windows, signing_secret
 from exchange.auction.margin import MarginRule, resolve_margin
 from exchange.auction.market import VerticalMarket, derived
@@ -22,6 +22,8 @@ from exchange.auction.messages import (
 )
 from exchange.auction.ranking import Bid, Mode, RankedAuction, rank
 from exchange.matching import CampaignRules, PriceMode, evaluate
+from exchange.matching.filters import with_score
+from exchange.scoring.rules import LeadScore
 
 
 class _Auction(msgspec.Struct, kw_only=True):
@@ -29,6 +31,7 @@ class _Auction(msgspec.Struct, kw_only=True):
     entries: dict[str, TraceEntry]
     excluded_by_index: int
     currency: str
+    score: LeadScore | None = None  # the lead's score, which campaigns' score filters saw
 
 
 async def _run_auction(
@@ -42,9 +45,13 @@ async def _run_auction(
     test: bool,
     ping_id: uuid.UUID,
     conn: AsyncConnection | None = None,
+    score: LeadScore | None = None,
 ) -> _Auction:
-    """``conn``: read in the caller's transaction (one that pings nobody), not a new one."""
-    candidates = market.index.candidates(market.slug, fields)
+    """``conn``: read in the caller's transaction (one that pings nobody), not a new one.
+    ``score``: the lead's (None: its vertical scores nothing), for campaigns' score filters;
+    buyers are pinged with the lead's fields only."""
+    match = fields if score is None else with_score(fields, score.score, score.priority)
+    candidates = market.index.candidates(market.slug, match)
     wanted = [w for c in candidates for w in _windows(c, now)]
     buyer_ids = {c.buyer_id for c in candidates}
     if conn is not None:
@@ -62,7 +69,7 @@ async def _run_auction(
         state = states.get(campaign.buyer_id, funds.BuyerState(0, None))
         decision = evaluate(
             campaign,
-            fields,
+            match,
             now,
             usage.get(campaign.campaign_id, {}),
             buyer_can_pay=state.spendable_minor >= _least_price(campaign),
@@ -78,6 +85,7 @@ async def _run_auction(
             eligible.append(campaign)
 
     answers = await _collect_bids(ctx, market, eligible, fields, ping_id=ping_id, test=test)
+    weights = await _conversion_weights(ctx, market, eligible, score)
     bids: list[Bid] = []
     bid_count = 0
     for campaign in eligible:
@@ -107,6 +115,10 @@ async def _run_auction(
             entry.details.update(campaign_max_sells=campaign.max_sells, lead_max_sells=max_sells)
             continue
         buyer = market.buyers.get(campaign.buyer_id)
+        weight = weights.get(campaign.campaign_id)
+        if weight is not None:
+            entry.details["conversion"] = weight.note()
+            entry.details["weight_bps"] = weight.weight_bps
         bids.append(
             Bid(
                 campaign_id=campaign.campaign_id,
@@ -117,6 +129,7 @@ async def _run_auction(
                 last_won_at=state.last_won_at,
                 penalty_bps=buyer.penalty_bps if buyer else 0,
                 exclusive=campaign.max_sells == 1,
+                weight_bps=weight.weight_bps if weight else conversion.NEUTRAL_WEIGHT_BPS,
             )
         )
 
@@ -147,7 +160,21 @@ async def _run_auction(
         entries=entries,
         excluded_by_index=len(market.rules) - len(candidates),
         currency=market.currency,
+        score=score,
     )
+
+
+async def _conversion_weights(
+    ctx: Context, market: VerticalMarket, eligible: list[CampaignRules], score: LeadScore | None
+) -> dict[str, conversion.Weight]:
+    """The conversion weight of each eligible campaign ranked by conversion, from the cached
+    counts (no round trip per lead). None of them bidding: no work at all."""
+    if not market.by_conversion or not any(c.campaign_id in market.by_conversion for c in eligible):
+        return {}
+    counts = await ctx.market.campaign_history.counts(market.vertical_id, market.by_conversion)
+    segment = conversion.segment_for(score.priority if score else None)
+    found = conversion.weights(counts, market.by_conversion, segment, floors=market.conversion_floors)
+    return {c.campaign_id: found[c.campaign_id] for c in eligible if c.campaign_id in found}
 
 
 def _least_price(campaign: CampaignRules) -> int:

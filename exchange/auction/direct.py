@@ -34,6 +34,8 @@ from exchange.intake import service as intake
 from exchange.intake.messages import LeadIn
 from exchange.intake.validate import Stage, validate_lead
 from exchange.matching.eligibility import PriceMode
+from exchange.scoring.rules import LeadScore
+from exchange.scoring.store import score_lead
 from exchange.store.tables import (
     traces,
 )
@@ -66,6 +68,7 @@ async def direct_post(
             duplicate = await intake.find_duplicate(conn, ctx.settings, vertical, result, _now(), test=lead_in.test)
         if duplicate is not None:
             raise intake.duplicate_error(vertical, duplicate)
+    scored = await score_lead(market.scoring, ctx.market.history, market.vertical_id, result.fields, lead_in.source)
     now = _now()
     ping_id = new_id()
     # An auction that pings buyers runs outside any transaction (they take hundreds of ms); one
@@ -74,8 +77,9 @@ async def direct_post(
     auction = None
     if _pings_buyers(market) or ctx.db.is_sqlite:
         auction = await _run_auction(
-            ctx, market, supplier.party_id, result.fields, now, max_sells=1, test=lead_in.test, ping_id=ping_id
-        )
+            ctx, market, supplier.party_id, result.fields, now, max_sells=1, test=lead_in.test, ping_id=ping_id,
+            score=scored,
+        )  # fmt: skip
     meta = {"source": lead_in.source, "sub_ids": msgspec.to_builtins(lead_in.sub_ids) if lead_in.sub_ids else None}
     lead_id = new_id()
     key = idempotency_key or f"direct:{ping_id}"
@@ -83,13 +87,13 @@ async def direct_post(
         async with ctx.db.write() as conn:
             if auction is None:
                 auction = await _run_auction(ctx, market, supplier.party_id, result.fields, now, max_sells=1,
-                                             test=lead_in.test, ping_id=ping_id, conn=conn)  # fmt: skip
+                                             test=lead_in.test, ping_id=ping_id, conn=conn, score=scored)  # fmt: skip
             held = await _hold_and_write_ping(
                 conn, ctx, supplier, market, result.fields, auction, now, ping_id,
                 test=lead_in.test, meta=meta, posting_lead_id=lead_id,
             )  # fmt: skip
             await posting._claim_key(conn, supplier, key, body, now)
-            await posting._store_lead(conn, ctx, supplier, vertical, ping_id, lead_id, lead_in, result, now)
+            await posting._store_lead(conn, ctx, supplier, vertical, ping_id, lead_id, lead_in, result, now, score=scored)
     except intake.KeyTaken:  # a twin request with the same key went first: its answer
         async with ctx.db.read() as conn:
             replay = await _replay_post(conn, supplier.party_id, key, body)
@@ -124,6 +128,7 @@ class Explanation(msgspec.Struct, kw_only=True):
     payout_minor: int
     currency: str
     entries: list[TraceEntry]
+    score: LeadScore | None = None  # the lead's score and its parts (None: the vertical scores nothing)
 
 
 async def explain(ctx: Context, supplier_id: uuid.UUID | None, data: PingIn) -> Explanation:
@@ -133,11 +138,12 @@ async def explain(ctx: Context, supplier_id: uuid.UUID | None, data: PingIn) -> 
     result = validate_lead(vertical.fields, lead_in, Stage.PING, intake.limits_of(ctx.settings))
     if isinstance(result, list):
         raise validation_error(result)
+    scored = await score_lead(market.scoring, ctx.market.history, market.vertical_id, result.fields, data.source)
     now = _now()
     dry = msgspec.structs.replace(ctx, http=None)
     auction = await _run_auction(
         dry, market, supplier_id or uuid.UUID(int=0), result.fields, now,
-        max_sells=data.max_sells, test=True, ping_id=uuid.UUID(int=0),
+        max_sells=data.max_sells, test=True, ping_id=uuid.UUID(int=0), score=scored,
     )  # fmt: skip
     offer = build_offer(auction.ranked, now)
     entries = list(auction.entries.values())
@@ -152,6 +158,7 @@ async def explain(ctx: Context, supplier_id: uuid.UUID | None, data: PingIn) -> 
         payout_minor=offer.payout_minor if offer else 0,
         currency=market.currency,
         entries=sorted(entries, key=lambda e: (e.reason is not None, e.reason or "", e.campaign_id)),
+        score=scored,
     )
 
 
@@ -165,6 +172,7 @@ async def traces_of(conn: AsyncConnection, subject_ids: list[uuid.UUID]) -> list
             stage=row.stage,
             created_at=row.created_at,
             entries=msgspec.convert(row.decisions["entries"], list[TraceEntry]),
+            score=msgspec.convert(row.decisions["score"], LeadScore) if row.decisions.get("score") else None,
         )
         for row in rows
     ]

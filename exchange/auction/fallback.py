@@ -136,6 +136,12 @@ def record(state: WalkState, campaign_id: str, outcome: PostOutcome) -> WalkStat
     )
 
 
+def end(state: WalkState) -> Done:
+    """End the walk where it stands (its time ran out): what sold stands, the promises not
+    filled stay unfilled, and the candidates never posted to are ``not_better_than_winner``."""
+    return _done(state)
+
+
 def _done(state: WalkState) -> Done:
     by_id = {c.campaign_id: c for group in state.groups for c in group}
     attempts = {a.campaign_id: a for a in state.attempts}

@@ -30,6 +30,8 @@ from exchange.matching import CampaignIndex, CampaignRules, PriceMode
 from exchange.matching.caps import Cap
 from exchange.matching.filters import Filter
 from exchange.matching.schedule import Schedule
+from exchange.scoring.history import HISTORY_TTL_S, CampaignHistory, SourceHistory
+from exchange.scoring.rules import ScoringConfig
 from exchange.store.db import Database
 from exchange.store.tables import buyer_accounts, campaigns, parties, supplier_terms, verticals
 
@@ -56,6 +58,12 @@ class VerticalMarket(msgspec.Struct, frozen=True):
     auction_mode: str
     currency: str
     loaded_at: float
+    # How the vertical scores its leads (exchange.scoring); None: its leads are not scored.
+    scoring: ScoringConfig | None = None
+    # Teams' campaigns ranked by their measured conversion (exchange.auction.conversion);
+    # empty (the usual case): the auction does no conversion work at all.
+    by_conversion: frozenset[str] = frozenset()
+    conversion_floors: dict[str, int] = {}  # campaign id -> its floor, for by_conversion
 
 
 # (what, slug) -> (the snapshot it was worked out from, the value): see ``derived``.
@@ -164,6 +172,10 @@ class Market:
         self._epoch = 0  # bumped by every invalidation: a load that began before it is not kept
         self._terms: dict[uuid.UUID, tuple[float, Any]] = {}
         self.loads = 0  # full loads (cold or changed), for tests and profiles
+        # Source conversion counts for scoring: like campaigns, fresh per lead with a TTL of 0.
+        self.history = SourceHistory(db, HISTORY_TTL_S if self.ttl_s > 0 else 0)
+        # Campaign conversion counts for the auction's conversion weights, cached alike.
+        self.campaign_history = CampaignHistory(db, HISTORY_TTL_S if self.ttl_s > 0 else 0)
 
     def invalidate(self, slug: str | None = None) -> None:
         self._epoch += 1
@@ -221,6 +233,8 @@ class Market:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.history.close()
+        await self.campaign_history.close()
 
     def _ensure_refresher(self, slug: str) -> None:
         task = self._refreshers.get(slug)
@@ -281,7 +295,8 @@ class Market:
             vertical = (
                 await conn.execute(
                     sa.select(
-                        verticals.c.id, verticals.c.margin, verticals.c.auction_mode, verticals.c.currency
+                        verticals.c.id, verticals.c.margin, verticals.c.auction_mode, verticals.c.currency,
+                        verticals.c.scoring,
                     ).where(verticals.c.slug == slug)
                 )
             ).first()
@@ -325,6 +340,15 @@ class Market:
                 auction_mode=vertical.auction_mode,
                 currency=vertical.currency,
                 loaded_at=time.monotonic(),
+                scoring=msgspec.convert(vertical.scoring, ScoringConfig) if vertical.scoring else None,
+                by_conversion=frozenset(
+                    str(row.id) for row in rows if row.rank_by_conversion and str(row.buyer_id) in teams
+                ),
+                conversion_floors={
+                    str(row.id): row.conversion_floor_pct
+                    for row in rows
+                    if row.rank_by_conversion and str(row.buyer_id) in teams
+                },
             )
 
         # A refresh builds the index in a thread, so leads in flight are not held up behind it.

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import msgspec
 
 from exchange.intake.messages import MAX_KEY_CHARS, Consent, SubIds
+from exchange.scoring.rules import LeadScore
 
 MAX_SELLS_MAX = 10
 
@@ -77,8 +78,10 @@ class TraceEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
     details: dict[str, Any] = {}
 
 
-class Trace(msgspec.Struct, kw_only=True):
+class Trace(msgspec.Struct, kw_only=True, omit_defaults=True):
     subject_id: uuid.UUID
     stage: str
     created_at: dt.datetime
     entries: list[TraceEntry]
+    # The lead's score as campaigns' score filters saw it, with its parts (operators only).
+    score: LeadScore | None = None

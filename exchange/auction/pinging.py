@@ -42,6 +42,7 @@ from exchange.intake import service as intake
 from exchange.intake.messages import LeadIn
 from exchange.intake.validate import Stage, validate_lead
 from exchange.matching.caps import breach_details
+from exchange.scoring.store import score_lead
 from exchange.store.db import Database, insert_for
 from exchange.store.tables import (
     cap_holds,
@@ -57,11 +58,13 @@ async def ping(ctx: Context, supplier: Principal, data: PingIn) -> PingOut:
     result = validate_lead(vertical.fields, lead_in, Stage.PING, intake.limits_of(ctx.settings))
     if isinstance(result, list):
         raise validation_error(result)
+    scored = await score_lead(market.scoring, ctx.market.history, market.vertical_id, result.fields, data.source)
     now = _now()
     ping_id = new_id()
     auction = await _run_auction(
-        ctx, market, supplier.party_id, result.fields, now, max_sells=data.max_sells, test=data.test, ping_id=ping_id
-    )
+        ctx, market, supplier.party_id, result.fields, now, max_sells=data.max_sells, test=data.test, ping_id=ping_id,
+        score=scored,
+    )  # fmt: skip
     meta = {"source": data.source, "sub_ids": msgspec.to_builtins(data.sub_ids) if data.sub_ids else None}
     return await _hold_and_store_ping(
         ctx, supplier, market, result.fields, auction, now, ping_id, test=data.test, meta=meta
@@ -245,6 +248,7 @@ async def _write_trace(conn: AsyncConnection, subject_id: uuid.UUID, stage: str,
             decisions={
                 "entries": list(auction.entries.values()),  # Structs: the column's msgspec encodes them
                 "excluded_by_index": auction.excluded_by_index,
+                **({"score": auction.score} if auction.score is not None else {}),
             },
             created_at=now,
         ),

@@ -49,6 +49,8 @@ from exchange.intake import service as intake
 from exchange.intake import verticals as vertical_store
 from exchange.intake.messages import LeadIn
 from exchange.intake.validate import Stage, ValidLead, validate_lead
+from exchange.scoring.rules import LeadScore
+from exchange.scoring.store import score_lead
 from exchange.store.db import insert_for
 from exchange.store.tables import (
     cap_holds,
@@ -163,10 +165,12 @@ async def post(
     holds = [msgspec.convert(h, cap_store.Hold) for h in offer.get("holds", [])]
     if data.bid_ids is not None:
         ranked, promises = _choose_bids(ranked, promises, data.ping_id, data.bid_ids)
+    # The lead as posted (every non-PII field, not only the ping's) is what its score says.
+    scored = await score_lead(market.scoring, ctx.market.history, market.vertical_id, result.fields, lead_in.source)
 
     try:
         lead_id = await _claim_ping_and_store_lead(
-            ctx, supplier, vertical, ping_row, lead_in, result, key, body, now, direct=direct
+            ctx, supplier, vertical, ping_row, lead_in, result, key, body, now, direct=direct, score=scored
         )
     except _Replayed as replayed:
         return replayed.accepted
@@ -225,6 +229,7 @@ async def _claim_ping_and_store_lead(
     now: dt.datetime,
     *,
     direct: bool,
+    score: LeadScore | None = None,
 ) -> uuid.UUID:
     lead_id = new_id()
     postable = (PING_OPEN, PING_UNMATCHED) if direct else (PING_OPEN,)
@@ -238,7 +243,7 @@ async def _claim_ping_and_store_lead(
             )
             if claimed.rowcount != 1:
                 raise _conflict("ping_used", "this ping was posted or expired meanwhile")
-            await _store_lead(conn, ctx, supplier, vertical, ping_row.id, lead_id, lead_in, lead, now)
+            await _store_lead(conn, ctx, supplier, vertical, ping_row.id, lead_id, lead_in, lead, now, score=score)
     except intake.KeyTaken:
         if direct:  # our own ping lost the race to a twin request: free its holds
             await expire_ping(ctx, ping_row.id)
@@ -281,12 +286,16 @@ async def _store_lead(
     lead_in: LeadIn,
     lead: ValidLead,
     now: dt.datetime,
+    *,
+    score: LeadScore | None = None,
 ) -> None:
-    """Claim the lead's duplicate keys (or raise ``Duplicate``) and store it, ``posting``."""
+    """Claim the lead's duplicate keys (or raise ``Duplicate``) and store it, ``posting``, with
+    its score (None: its vertical scores nothing)."""
     await intake.claim_duplicates(conn, ctx.settings, vertical, lead, lead_id, now, test=lead_in.test)
     await intake.insert_lead(
         conn, lead_id=lead_id, vertical=vertical, supplier_id=supplier.party_id,
         lead_in=lead_in, lead=lead, status=LEAD_POSTING, ping_id=ping_id, now=now,
+        score=score.score if score else None, priority=score.priority if score else None,
     )  # fmt: skip
 
 

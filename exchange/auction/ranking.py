@@ -1,7 +1,8 @@
 """Rank the bids of one lead: drop what cannot sell, order the rest for the post walk.
 
-First price: a winner pays its own bid (`Bid.amount_minor`). The bid penalty and the tiers
-decide only the *order*; the price paid and the supplier's payout come from the raw bid.
+First price: a winner pays its own bid (`Bid.amount_minor`). The bid penalty, a team
+campaign's conversion weight (`Bid.weight_bps`, exchange.auction.conversion) and the tiers decide
+only the *order*; the price paid and the supplier's payout come from the raw bid.
 
 The result is a list of candidate groups walked in order by `fallback`:
 - FREE_PICK: one group, every eligible bid, highest adjusted bid first;
@@ -26,6 +27,10 @@ TOP_TIER = 1  # tiers count down in priority from 1
 MIN_BID_MINOR = 1  # a bid of 0 is no bid, whatever the campaign floor says
 MIN_PAYOUT_MINOR = 1  # a lead that pays the supplier nothing is not a sale
 EXCLUSIVE = 1  # max_sells for an exclusive lead
+NEUTRAL_WEIGHT_BPS = BPS_PER_WHOLE  # x1: the ranking value is the (penalised) bid
+# A conversion weight moves a bid's ranking value at most tenfold either way.
+MIN_WEIGHT_BPS = BPS_PER_WHOLE // 10
+MAX_WEIGHT_BPS = BPS_PER_WHOLE * 10
 
 
 class Mode(str, enum.Enum):
@@ -44,6 +49,11 @@ class Bid(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True)
     last_won_at: dt.datetime | None = None  # timezone-aware; None = never won
     penalty_bps: BasisPoints = 0  # lowers the ranking of buyers who often reject posts
     exclusive: bool = False  # this campaign buys exclusive leads only
+    # Multiplies the ranking value (never the price): a team campaign's measured conversion in
+    # the lead's segment relative to its peers'. NEUTRAL_WEIGHT_BPS for every other bid.
+    weight_bps: Annotated[
+        int, msgspec.Meta(ge=MIN_WEIGHT_BPS, le=MAX_WEIGHT_BPS)
+    ] = NEUTRAL_WEIGHT_BPS
 
     def __post_init__(self) -> None:
         # Meta constraints bind only when decoding; bids built in code are checked here too.
@@ -53,6 +63,8 @@ class Bid(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True)
             raise ValueError(f"tier must be >= {TOP_TIER}")
         if not 0 <= self.penalty_bps <= BPS_PER_WHOLE:
             raise ValueError(f"penalty_bps must be within 0..{BPS_PER_WHOLE}")
+        if not MIN_WEIGHT_BPS <= self.weight_bps <= MAX_WEIGHT_BPS:
+            raise ValueError(f"weight_bps must be within {MIN_WEIGHT_BPS}..{MAX_WEIGHT_BPS}")
 
 
 class Candidate(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,15 +105,21 @@ class RankedAuction(msgspec.Struct, frozen=True, kw_only=True):
         return tuple(c for group in self.groups for c in group)
 
 
+def _exact(bid: Bid) -> int:
+    # The ranking value scaled by BPS_PER_WHOLE**2: integers only, so no rounding at a tie.
+    return bid.amount_minor * (BPS_PER_WHOLE - bid.penalty_bps) * bid.weight_bps
+
+
 def adjusted(bid: Bid) -> int:
-    """The ranking value: the bid less its penalty, rounded down. Never a price."""
-    return bid.amount_minor * (BPS_PER_WHOLE - bid.penalty_bps) // BPS_PER_WHOLE
+    """The ranking value: the bid less its penalty, times its conversion weight, rounded down.
+    Never a price (a weight above neutral may put it above the bid)."""
+    return _exact(bid) // (BPS_PER_WHOLE * BPS_PER_WHOLE)
 
 
 def _order_key(c: Candidate) -> tuple[int, tuple[int, dt.datetime | None], str]:
-    # The unrounded adjusted value (scaled by BPS_PER_WHOLE) so that rounding never manufactures
-    # a tie; `adjusted` rounds down, which is monotone, so both agree on the order.
-    exact = c.bid.amount_minor * (BPS_PER_WHOLE - c.bid.penalty_bps)
+    # The unrounded adjusted value so that rounding never manufactures a tie; `adjusted` rounds
+    # down, which is monotone, so both agree on the order.
+    exact = _exact(c.bid)
     won = (0, None) if c.bid.last_won_at is None else (1, c.bid.last_won_at)
     return (-exact, won, c.bid.campaign_id)
 

@@ -20,7 +20,8 @@ class AuctionReason(str, enum.Enum):
     # A bid for exclusive leads only, in an auction for a shared lead.
     EXCLUSIVITY_CONFLICT = codes.EXCLUSIVITY_CONFLICT
     # Ranked, but never posted to: a better bid sold, the buyer already bought this lead through
-    # another campaign, or its payout could not cover what the supplier was promised.
+    # another campaign, its payout could not cover what the supplier was promised, or the walk
+    # ran out of time before reaching it.
     NOT_BETTER_THAN_WINNER = codes.NOT_BETTER_THAN_WINNER
     POST_REJECTED = codes.POST_REJECTED
     POST_ERROR = codes.POST_ERROR

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange import caps as cap_store
-from exchange import metrics, reasons
+from exchange import crm, metrics, reasons
 from exchange.auction import funds
 from exchange.auction.context import Context, signing_secret
 from exchange.auction.fallback import PostOutcome
@@ -160,6 +160,7 @@ async def settle_accepted(
     await post_entry(conn, entry, now=now, allow_overdraft_for={ledger_accounts.buyer(row.buyer_id)})
     await funds.mark_won(conn, str(row.buyer_id), now)
     metrics.sale_charged(row.currency, row.price_minor, row.payout_minor)
+    await crm.record(conn, row.buyer_id, row.lead_id, crm.SOLD, now)  # to its CRM, after commit
     return True
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -29,11 +30,13 @@ from exchange.auction.fallback import (
     PostAction,
     PostOutcome,
     WalkState,
+    end,
     next_post,
     record,
 )
 from exchange.auction.market import VerticalMarket
 from exchange.auction.messages import TraceEntry
+from exchange.delivery.config import TIMEOUT_MS_MAX
 from exchange.store.tables import leads, sales
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,17 @@ def holds_of(memo: Memo, campaign_id: str) -> list[cap_store.Hold]:
     return [h for h in memo.holds if h.campaign_id == campaign_id]
 
 
+# A walk starts no post once this long has passed, so that its last post (at most the longest
+# post timeout) ends well before the sweeper takes a lead still ``posting`` for one whose
+# process died (``lead_stuck_after_s``): the sweeper and a live walk never settle one lead twice.
+WALK_SLACK_S = 30
+_clock = time.monotonic
+
+
+def walk_budget_s(lead_stuck_after_s: int) -> float:
+    return max(0.0, lead_stuck_after_s - TIMEOUT_MS_MAX / 1000 - WALK_SLACK_S)
+
+
 async def run(
     ctx: Context,
     market: VerticalMarket,
@@ -80,10 +94,14 @@ async def run(
 ) -> Done:
     """``inline``: the walk runs in the supplier's request, which holds the stored lead."""
     assert memo.state is not None
+    deadline = _clock() + walk_budget_s(ctx.settings.lead_stuck_after_s)
     while True:
         action = next_post(memo.state)
         if isinstance(action, Done):
             return action
+        if _clock() >= deadline:
+            log.warning("walk out of time: no more posts", extra={"lead_id": str(lead_id)})
+            return end(memo.state)
         outcome = await _step(ctx, market, memo, action, lead_id, overrides, now, inline)
         memo.state = record(memo.state, action.candidate.campaign_id, outcome)
 

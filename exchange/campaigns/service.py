@@ -44,6 +44,8 @@ NAME_MAX_CHARS = 200
 # The largest amount any money field takes, in minor units: far above any lead price, far below
 # the 2**63 a BIGINT holds, so arithmetic on stored amounts can never overflow.
 MONEY_MAX_MINOR = 10**15
+# A campaign ranked by conversion keeps at least this % of its ranking value (its floor).
+CONVERSION_FLOOR_PCT_DEFAULT = 50
 BUYER_KINDS = frozenset({PartyKind.BUYER, PartyKind.TEAM})  # teams buy like buyers
 
 Money = Annotated[int, msgspec.Meta(ge=0, le=MONEY_MAX_MINOR)]
@@ -98,6 +100,13 @@ class CampaignIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         msgspec.Meta(description="{ping?: EndpointConfig, post: EndpointConfig}; see docs"),
     ] | None = None
     returns: ReturnPolicy = msgspec.field(default_factory=ReturnPolicy)  # default: no returns
+    # Teams only: rank this campaign's bids by its measured conversion in the lead's segment
+    # (exchange.auction.conversion). A buyer's conversions are what it chooses to report, so
+    # ranking by them would punish the honest reporters: buyers cannot set it.
+    rank_by_conversion: bool = False
+    # Its fairness floor: however poorly it converts, its ranking value keeps at least this % of
+    # its price (100: conversion can only raise it).
+    conversion_floor_pct: Annotated[int, msgspec.Meta(ge=0, le=100)] = CONVERSION_FLOOR_PCT_DEFAULT
     # Operators only: the buyer (or team) the campaign is for. A buyer's own key may omit it.
     buyer_id: uuid.UUID | None = None
 
@@ -121,6 +130,8 @@ class Campaign(msgspec.Struct, kw_only=True):
     tier: int
     endpoints: BuyerEndpoints | None
     returns: ReturnPolicy
+    rank_by_conversion: bool
+    conversion_floor_pct: int
     version: int
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -180,6 +191,8 @@ def _campaign(row: sa.Row) -> Campaign:
         tier=row.tier,
         endpoints=_shown(row.endpoints),
         returns=policy_of(row),
+        rank_by_conversion=row.rank_by_conversion,
+        conversion_floor_pct=row.conversion_floor_pct,
         version=row.version,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -350,12 +363,15 @@ def _check_endpoints(
 
 
 async def _buyer_timezone(
-    conn: AsyncConnection, buyer_id: uuid.UUID, problems: Problems
+    conn: AsyncConnection, data: CampaignIn, buyer_id: uuid.UUID, problems: Problems
 ) -> str | None:
     buyer = await get_party(conn, buyer_id)
     if buyer is None or buyer.kind not in BUYER_KINDS:
         problems.append(("buyer_id", "no buyer or team with this id"))
         return None
+    if data.rank_by_conversion and buyer.kind is not PartyKind.TEAM:
+        reason = "only a team's campaigns are ranked by conversion (a buyer's depend on reporting)"
+        problems.append(("rank_by_conversion", reason))
     return buyer.timezone
 
 
@@ -377,6 +393,8 @@ def _columns(data: CampaignIn, timezone: str, endpoints: dict[str, Any] | None) 
         "return_window_days": data.returns.window_days,
         "return_reasons": list(data.returns.reasons),
         "max_return_rate_bps": data.returns.max_rate_bps,
+        "rank_by_conversion": data.rank_by_conversion,
+        "conversion_floor_pct": data.conversion_floor_pct,
     }
 
 
@@ -388,7 +406,7 @@ async def _validated(
     stored_endpoints: Any | None,
 ) -> tuple[uuid.UUID, dict[str, Any]]:
     """The vertical's id and the columns to write, or a 422 naming every problem."""
-    default_tz = await _buyer_timezone(conn, buyer_id, problems)
+    default_tz = await _buyer_timezone(conn, data, buyer_id, problems)
     vertical = await vertical_store.get(conn, data.vertical)
     if vertical is None:
         problems.append(("vertical", f"no vertical named {data.vertical!r}"))

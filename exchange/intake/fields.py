@@ -132,7 +132,8 @@ def check_spec(spec: VerticalSpec, *, fields_max: int) -> list[SpecProblem]:
 RESERVED_FIELD_NAMES = frozenset(
     {
         "id", "lead_id", "ping_id", "vertical", "source", "sub_ids", "consent", "test", "status",
-        # campaign filters report an expression filter as `filtered:expression`
-        "expression",
+        # campaign filters report an expression filter as `filtered:expression`, and score
+        # filters as `filtered:score` / `filtered:priority` (exchange.scoring)
+        "expression", "score", "priority",
     }  # fmt: skip
 )

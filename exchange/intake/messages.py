@@ -44,6 +44,14 @@ class LeadIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     test: bool = False
 
 
+class SourcedLeadIn(LeadIn, kw_only=True):
+    """A lead that came through an intake adapter (exchange.channels), not the native API: it
+    carries the channel and source it arrived by. Never decoded from a request body."""
+
+    channel: str | None = None
+    intake_source_id: uuid.UUID | None = None
+
+
 class LeadView(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A stored lead as its supplier (or an operator) sees it."""
 
@@ -58,3 +66,6 @@ class LeadView(msgspec.Struct, kw_only=True, omit_defaults=True):
     sub_ids: SubIds | None = None
     consent: Consent | None = None
     test: bool = False
+    # The lead's score (0-100) and priority band (exchange.scoring), shown to operators only.
+    score: int | None = None
+    priority: str | None = None

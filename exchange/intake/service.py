@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.errors import ApiError, FieldProblem
 from exchange.intake import verticals
-from exchange.intake.messages import Consent, LeadIn, LeadView, SubIds
+from exchange.intake.messages import Consent, LeadIn, LeadView, SourcedLeadIn, SubIds
 from exchange.intake.validate import Limits, ValidLead
 from exchange.settings import Settings
 from exchange.store.db import insert_for
@@ -186,8 +186,13 @@ async def insert_lead(
     status: str,
     ping_id: uuid.UUID | None,
     now: dt.datetime,
+    score: int | None = None,
+    priority: str | None = None,
 ) -> None:
-    """The lead row (non-PII fields only) and, apart, its PII."""
+    """The lead row (non-PII fields only) and, apart, its PII. ``score``/``priority``: what
+    exchange.scoring made of it (None: its vertical scores nothing). A lead from an intake
+    adapter records its channel and source; the native API's leads leave them null."""
+    sourced = isinstance(lead_in, SourcedLeadIn)
     await conn.execute(
         leads.insert(),  # constant statements with the values apart: compiled once, not per lead
         dict(
@@ -204,6 +209,10 @@ async def insert_lead(
             created_at=now,
             ping_id=ping_id,
             sold_count=0,
+            score=score,
+            priority=priority,
+            channel=lead_in.channel if sourced else None,
+            intake_source_id=lead_in.intake_source_id if sourced else None,
         )
     )
     if lead.pii:
@@ -277,4 +286,6 @@ def _view(row: sa.Row, pii: dict | None) -> LeadView:
         sub_ids=msgspec.convert(row.sub_ids, SubIds) if row.sub_ids else None,
         consent=msgspec.convert(row.consent, Consent) if row.consent else None,
         test=row.test,
+        score=row.score,
+        priority=row.priority,
     )

@@ -12,6 +12,12 @@ Rules shared by every kind:
   then cheap checks, then geo distance, age and expressions. The first failing one is the reason,
   which is also what lets the index name the reason for a campaign it never evaluates.
 
+Two kinds test the lead's score rather than a field (``score_range``, ``priority_in``): the
+auction hands them the score under the reserved keys ``SCORE_KEY`` and ``PRIORITY_KEY`` of the
+fields it matches with (``with_score``), names no vertical field can take; they report
+``filtered:score`` and ``filtered:priority``. A lead of a vertical that scores nothing has no
+score and fails them.
+
 Set-valued fields are frozensets so membership costs O(1) per lead; encode with
 ``msgspec.json.encode(..., order="deterministic")`` for a stable JSON order.
 """
@@ -44,6 +50,18 @@ ZipPrefixText = Annotated[str, msgspec.Meta(pattern=r"^\d{1,5}$")]
 Choice = Annotated[str, msgspec.Meta(min_length=1, max_length=CHOICE_MAX_CHARS)]
 Years = Annotated[int, msgspec.Meta(ge=0, le=AGE_YEARS_MAX)]
 Fields = Mapping[str, Any]
+PRIORITIES_MAX = 10  # as many as a scoring config has bands
+
+# Where the matching fields carry the lead's score: not a field name a vertical can declare.
+SCORE_KEY = "_score"
+PRIORITY_KEY = "_priority"
+
+
+def with_score(fields: Fields, score: int | None, priority: str | None) -> Fields:
+    """The fields campaigns match against: the lead's, plus its score when it has one."""
+    if score is None:
+        return fields
+    return {**fields, SCORE_KEY: score, PRIORITY_KEY: priority}
 
 
 class _Filter(
@@ -126,6 +144,30 @@ class AgeRange(_Filter, tag="age"):
     timezone: str | None = None
 
 
+class ScoreRange(_Filter, tag="score_range"):
+    """The lead's score (0-100) within [minimum, maximum]; either may be open."""
+
+    minimum: Annotated[int, msgspec.Meta(ge=0, le=100)] | None = None
+    maximum: Annotated[int, msgspec.Meta(ge=0, le=100)] | None = None
+
+    @property
+    def field(self) -> str:  # the key the score travels under (see ``with_score``)
+        return SCORE_KEY
+
+
+class PriorityIn(_Filter, tag="priority_in"):
+    """The lead's priority band is one of ``values``."""
+
+    values: Annotated[
+        frozenset[Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_-]{0,15}$")]],
+        msgspec.Meta(min_length=1, max_length=PRIORITIES_MAX),
+    ]
+
+    @property
+    def field(self) -> str:
+        return PRIORITY_KEY
+
+
 class Expression(_Filter, tag="expression"):
     """A custom condition in the small language of ``exchange.matching.expression``."""
 
@@ -134,7 +176,7 @@ class Expression(_Filter, tag="expression"):
 
 Filter = Union[
     StatesIn, StatesNotIn, ZipIn, ZipPrefix, ZipRadius, NumberRange,
-    EnumIn, EnumNotIn, BooleanIs, AgeRange, Expression,
+    EnumIn, EnumNotIn, BooleanIs, AgeRange, Expression, ScoreRange, PriorityIn,
 ]  # fmt: skip
 
 # The kinds the index can look up by the lead's value; they run first (see module docstring).
@@ -142,6 +184,7 @@ INDEXABLE_KINDS: tuple[type, ...] = (StatesIn, ZipIn, ZipPrefix)
 _RANK: dict[type, int] = {
     StatesIn: 0, ZipIn: 0, ZipPrefix: 0,
     StatesNotIn: 1, EnumIn: 1, EnumNotIn: 1, BooleanIs: 1, NumberRange: 1,
+    ScoreRange: 1, PriorityIn: 1,
     ZipRadius: 2, AgeRange: 2,
     Expression: 3,
 }  # fmt: skip
@@ -168,7 +211,13 @@ _VALUE_KIND: dict[FieldFormat, expression.Kind] = {
 
 def filter_field(item: Filter) -> str:
     """The field a filter reports in ``filtered:<field>``."""
-    return reasons.EXPRESSION_FIELD if isinstance(item, Expression) else item.field
+    if isinstance(item, Expression):
+        return reasons.EXPRESSION_FIELD
+    if isinstance(item, ScoreRange):
+        return reasons.SCORE_FIELD
+    if isinstance(item, PriorityIn):
+        return reasons.PRIORITY_FIELD
+    return item.field
 
 
 def evaluation_order(filters: Sequence[Filter]) -> Sequence[Filter]:
@@ -295,6 +344,19 @@ def _age(item: AgeRange, fields: Fields, now: dt.datetime, tz: str) -> bool:
     )
 
 
+def _score_range(item: ScoreRange, fields: Fields, now: dt.datetime, tz: str) -> bool:
+    value = _int(fields, SCORE_KEY)
+    if value is None:
+        return False
+    return (item.minimum is None or value >= item.minimum) and (
+        item.maximum is None or value <= item.maximum
+    )
+
+
+def _priority_in(item: PriorityIn, fields: Fields, now: dt.datetime, tz: str) -> bool:
+    return _str(fields, PRIORITY_KEY) in item.values
+
+
 def _expression(item: Expression, fields: Fields, now: dt.datetime, tz: str) -> bool:
     try:
         compiled = expression.compile_expression(item.expression)
@@ -315,6 +377,8 @@ _CHECKS: dict[type, Callable[[Any, Fields, dt.datetime, str], bool]] = {
     BooleanIs: _boolean_is,
     AgeRange: _age,
     Expression: _expression,
+    ScoreRange: _score_range,
+    PriorityIn: _priority_in,
 }
 
 
@@ -337,6 +401,12 @@ def validate_filters(
             for reason in _expression_problems(item, specs):
                 problems.append((f"{at}.expression", reason))
             continue
+        if isinstance(item, ScoreRange):
+            bounds = _bounds_problems(item.minimum, item.maximum, "minimum", "maximum")
+            problems.extend((f"{at}.{sub}", reason) for sub, reason in bounds)
+            continue
+        if isinstance(item, PriorityIn):
+            continue  # the vertical's bands may change; a priority no band has never passes
         spec = specs.get(item.field)
         if spec is None:
             problems.append((f"{at}.field", f"unknown field {item.field!r}"))

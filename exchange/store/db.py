@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import select
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from exchange.settings import Settings
+
+log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -177,3 +181,55 @@ async def retrying(work, attempts: int = TRANSACTION_ATTEMPTS):  # type: ignore[
                 raise
             await asyncio.sleep(random.uniform(0, RETRY_JITTER_MS_MAX) / 1000)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+# --- work after a commit -------------------------------------------------------------------------
+# Outboxes (notifications, CRM syncs) write their rows in the caller's transaction and want to
+# wake a worker only once it committed; SQLAlchemy Core has no after-commit hook on a connection
+# whose transaction the caller owns. So the work waits in the pooled connection's ``info`` until
+# the pool takes the connection back (after its COMMIT), and a ROLLBACK drops it. Lost work
+# loses nothing: every outbox also has a sweeper.
+
+_AFTER_COMMIT = "exchange.after_commit"
+_hooked_engines: set[int] = set()
+_hook_lock = threading.Lock()
+
+
+def after_commit(
+    conn: AsyncConnection, key: str, flush: Callable[[Any], None], start: Callable[[], Any]
+) -> Any:
+    """The accumulator for ``key`` in ``conn``'s transaction (made by ``start`` the first time):
+    add to it; once the transaction commits, ``flush(accumulator)`` runs once. A rollback drops
+    it. ``flush`` must not raise for an expected failure (a broker down): log and move on."""
+    _hook(conn)
+    work = conn.info.setdefault(_AFTER_COMMIT, {})
+    if key not in work:
+        work[key] = (flush, start())
+    return work[key][1]
+
+
+def _hook(conn: AsyncConnection) -> None:
+    engine = conn.sync_engine
+    if id(engine) in _hooked_engines:
+        return
+    with _hook_lock:
+        if id(engine) in _hooked_engines:
+            return
+        event.listen(engine.pool, "checkin", _run_after_commit)
+        event.listen(engine, "rollback", _drop_after_commit)
+        # A connection opened before the engine's listener existed needs its own.
+        event.listen(conn.sync_connection, "rollback", _drop_after_commit)
+        _hooked_engines.add(id(engine))
+
+
+def _drop_after_commit(connection: Any) -> None:
+    connection.info.pop(_AFTER_COMMIT, None)
+
+
+def _run_after_commit(_dbapi_connection: Any, record: Any) -> None:
+    work = record.info.pop(_AFTER_COMMIT, None) if record is not None else None
+    for key, (flush, accumulated) in (work or {}).items():
+        try:
+            flush(accumulated)
+        except Exception:
+            log.exception("work after a commit failed", extra={"key": key})

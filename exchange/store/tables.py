@@ -71,6 +71,8 @@ verticals = sa.Table(
     # its auction runs (free_pick or tiers); suppliers may override both.
     sa.Column("margin", JSONType, nullable=True),
     sa.Column("auction_mode", sa.String(16), nullable=False, server_default="free_pick"),
+    # How its leads are scored at intake (exchange.scoring.ScoringConfig); null: not scored.
+    sa.Column("scoring", JSONType, nullable=True),
 )
 
 leads = sa.Table(
@@ -93,6 +95,14 @@ leads = sa.Table(
     # The post walk as it stands (exchange.auction.fallback.WalkState and what it held), so a
     # delivery that fails later can move on to the next bid from a worker.
     sa.Column("walk", JSONType, nullable=True),
+    # The lead's score (0-100) and priority band, computed at intake (exchange.scoring);
+    # null when its vertical scores nothing.
+    sa.Column("score", sa.Integer, nullable=True),
+    sa.Column("priority", sa.String(16), nullable=True),
+    # How it arrived (exchange.channels): null for the native ping/post API, else form,
+    # google_ads, meta, csv, email; and the intake source that took it in.
+    sa.Column("channel", sa.String(16), nullable=True),
+    sa.Column("intake_source_id", sa.Uuid, nullable=True),
     sa.Index(None, "supplier_id", "created_at"),
     sa.Index(None, "vertical_id", "created_at"),
     sa.Index(None, "status", "created_at"),
@@ -163,6 +173,10 @@ campaigns = sa.Table(
     sa.Column("return_window_days", sa.Integer, nullable=False, server_default="0"),
     sa.Column("return_reasons", JSONType, nullable=False, server_default="[]"),
     sa.Column("max_return_rate_bps", sa.Integer, nullable=False, server_default="0"),  # 0: no limit
+    # A team's campaign ranked by its measured conversion (exchange.auction.conversion).
+    sa.Column("rank_by_conversion", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Its fairness floor: the least conversion weight, in % of neutral (exchange.auction.conversion).
+    sa.Column("conversion_floor_pct", sa.Integer, nullable=False, server_default="50"),
     sa.Index(None, "vertical_id", "active"),
     sa.Index(None, "buyer_id"),
 )
@@ -437,6 +451,11 @@ agent_profiles = sa.Table(
     # Round-robin count in the window of served_on (the local day; stale days read as 0).
     sa.Column("served_in_window", sa.Integer, nullable=False),
     sa.Column("last_assigned_at", UTCDateTime, nullable=True),
+    # Seniority for score tiers: 1 is the most senior (high-score leads go to tier 1 first).
+    sa.Column("tier", sa.Integer, nullable=False, server_default="1"),
+    # Where the agent is told of offers and assignments (exchange.notifications); null: not by
+    # email. Its own contact, not a lead's PII.
+    sa.Column("email", sa.String(320), nullable=True),
 )
 
 # How a team distributes its leads (exchange.teams strategies and their limits).
@@ -456,6 +475,9 @@ team_configs = sa.Table(
     sa.Column("sla_minutes", sa.Integer, nullable=True),  # null: no first-contact SLA
     sa.Column("max_reassigns", sa.Integer, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Smarter routing (exchange.teams.TeamRouting): time zone, hybrid strategy rules, score
+    # tiers, fairness floor, account ownership window; null: the plain strategy above.
+    sa.Column("routing", JSONType, nullable=True),
 )
 
 # Which team gets a vertical's unsold leads: a source-specific route wins over the vertical's
@@ -509,6 +531,186 @@ lead_owners = sa.Table(
     sa.Column("first_contact_at", UTCDateTime, nullable=True),
     sa.Column("reassign_count", sa.Integer, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # The lead segment the owner's conversion counts in (exchange.teams.performance), and why
+    # the routing chose as it did (strategy, estimates): the trace of the choice.
+    sa.Column("segment", sa.String(200), nullable=True),
+    sa.Column("decision", JSONType, nullable=True),
+    # Account routing: the keyed hashes of the lead's phone, email and company domain
+    # ([[kind, hash], ...]), remembered as the owner's accounts when an agent takes the lead.
+    sa.Column("account_keys", JSONType, nullable=True),
     sa.Index(None, "team_id", "status", "queued_at"),
     sa.Index(None, "agent_id", "status"),
 )
+
+
+# --- Outcomes and what routing learns from them (exchange.outcomes) -----------------------------
+
+# What happened to a lead after it was sold or assigned, as its agent or buyer reported it.
+# Append-only; (lead, reporter, kind) is the idempotency key: a repeated report is the first.
+lead_outcomes = sa.Table(
+    "lead_outcomes",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("lead_id", sa.Uuid, sa.ForeignKey("leads.id"), nullable=False),
+    sa.Column("party_id", sa.Uuid, sa.ForeignKey("parties.id"), nullable=False),
+    # contacted, qualified, appointment, won, lost, bad_lead
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("value_minor", sa.BigInteger, nullable=True),  # won: the deal's value
+    sa.Column("currency", sa.String(3), nullable=True),
+    sa.Column("reason", sa.String(200), nullable=True),  # lost / bad_lead: why
+    sa.Column("channel", sa.String(16), nullable=False),  # api, postback
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("lead_id", "party_id", "kind"),
+    sa.Index(None, "party_id", "recorded_at"),
+)
+
+# Conversion counts that routing and scoring learn from: per subject (``agent:<id>``,
+# ``team:<id>``, ``source:<vertical id>:<source>``, ``campaign:<id>``) and lead segment, how
+# many leads reached a final outcome (trials) and how many were won (successes).
+conversion_stats = sa.Table(
+    "conversion_stats",
+    metadata,
+    sa.Column("subject", sa.String(200), primary_key=True),
+    sa.Column("segment", sa.String(200), primary_key=True),
+    sa.Column("trials", sa.Integer, nullable=False),
+    sa.Column("successes", sa.Integer, nullable=False),
+    sa.Column("value_minor", sa.BigInteger, nullable=False),  # won value summed
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Who owns a person or company: keyed hashes (exchange.intake dedupe keying) of a lead's phone,
+# email and company email domain, pointing at the agent (and team) that last owned such a lead.
+# Account-based routing sends a returning person or company to that owner first.
+account_owners = sa.Table(
+    "account_owners",
+    metadata,
+    sa.Column("key_hash", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(8), nullable=False),  # phone, email, domain
+    sa.Column("team_id", sa.Uuid, sa.ForeignKey("parties.id"), nullable=False),
+    sa.Column("agent_id", sa.Uuid, sa.ForeignKey("parties.id"), nullable=False),
+    sa.Column("lead_id", sa.Uuid, sa.ForeignKey("leads.id"), nullable=False),
+    sa.Column("owned_at", UTCDateTime, nullable=False),
+)
+
+
+# --- Channels in (exchange.channels) ------------------------------------------------------------
+
+# A supplier's intake source other than the native API: an HTML form, an ad platform's lead
+# webhook, CSV uploads or an inbound mailbox, each with the operator-editable mapping from the
+# source's payload to the vertical's fields. ``token`` is the unguessable id in the source's URL
+# (public for a form embedded in a page); ``secret_hash`` the SHA-256 of the shared key the
+# platform sends (Google Ads' ``google_key``, Meta's verify token), when it sends one.
+intake_sources = sa.Table(
+    "intake_sources",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("supplier_id", sa.Uuid, sa.ForeignKey("parties.id"), nullable=False),
+    sa.Column("vertical_id", sa.Uuid, sa.ForeignKey("verticals.id"), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),  # form, google_ads, meta, csv, email
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("source", sa.String(1000), nullable=True),  # the leads' ``source`` (routing, reports)
+    sa.Column("mapping", JSONType, nullable=False),
+    sa.Column("token", sa.String(64), nullable=False, unique=True),
+    sa.Column("secret_hash", sa.String(64), nullable=True),
+    sa.Column("settings", JSONType, nullable=True),  # per channel: redirect URLs, app secret...
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index(None, "supplier_id"),
+)
+
+# One CSV upload or inbound email taken through a source, with its per-row report.
+intake_batches = sa.Table(
+    "intake_batches",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("source_id", sa.Uuid, sa.ForeignKey("intake_sources.id"), nullable=False),
+    sa.Column("supplier_id", sa.Uuid, sa.ForeignKey("parties.id"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # csv, email
+    sa.Column("name", sa.String(300), nullable=True),  # the file's name or the mail's subject
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("accepted", sa.Integer, nullable=False),
+    sa.Column("rejected", sa.Integer, nullable=False),
+    sa.Column("report", JSONType, nullable=False),  # per row: status, lead id, errors
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Index(None, "supplier_id", "received_at"),
+)
+
+# --- Channels out: notifications (exchange.notifications) ---------------------------------------
+
+# A team's notification rules: which events reach whom (the agent, managers by rule), through
+# which channels (email, webhook), with which templates.
+team_notifications = sa.Table(
+    "team_notifications",
+    metadata,
+    sa.Column("team_id", sa.Uuid, sa.ForeignKey("parties.id"), primary_key=True),
+    sa.Column("config", JSONType, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Every notification to send, an outbox: written with the offer or assignment it tells of, sent
+# by a Dramatiq actor with retries; ``key`` (event, lead, recipient, channel) is its
+# idempotency key, so an event told twice is sent once.
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("key", sa.String(300), nullable=False, unique=True),
+    sa.Column("team_id", sa.Uuid, sa.ForeignKey("parties.id"), nullable=False),
+    sa.Column("lead_id", sa.Uuid, sa.ForeignKey("leads.id"), nullable=True),
+    sa.Column("party_id", sa.Uuid, sa.ForeignKey("parties.id"), nullable=True),  # the agent told
+    sa.Column("event", sa.String(16), nullable=False),  # offered, assigned, reassigned
+    sa.Column("channel", sa.String(16), nullable=False),  # email, webhook
+    sa.Column("address", sa.String(1000), nullable=False),  # email address or URL
+    sa.Column("payload", JSONType, nullable=False),  # the rendered message
+    sa.Column("status", sa.String(16), nullable=False),  # pending, sent, failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "team_id", "created_at"),
+)
+
+# --- Channels out: CRM sync (exchange.crm) ------------------------------------------------------
+
+# Where a team's (or a buyer's) leads are pushed: a generic webhook or a HubSpot- or
+# Salesforce-format endpoint, with its credentials and field map.
+crm_connections = sa.Table(
+    "crm_connections",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("party_id", sa.Uuid, sa.ForeignKey("parties.id"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # webhook, hubspot, salesforce
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("config", JSONType, nullable=False),  # URL, field map, events (no secrets)
+    sa.Column("secret", sa.String(500), nullable=True),  # token or signing secret; never shown
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index(None, "party_id"),
+)
+
+# One push of one lead event to one connection: the per-lead sync status, an outbox sent with
+# retries. ``external_id`` is the CRM's record id once created, so later events update it.
+crm_syncs = sa.Table(
+    "crm_syncs",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("connection_id", sa.Uuid, sa.ForeignKey("crm_connections.id"), nullable=False),
+    sa.Column("lead_id", sa.Uuid, sa.ForeignKey("leads.id"), nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),  # sold, assigned, outcome:<kind>
+    sa.Column("status", sa.String(16), nullable=False),  # pending, synced, failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("external_id", sa.String(200), nullable=True),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("connection_id", "lead_id", "event"),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "lead_id"),
+)
+

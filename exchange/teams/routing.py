@@ -11,35 +11,50 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exchange import metrics
+from exchange import crm, metrics
 from exchange.auction.context import LEAD_SOLD, LEAD_UNSOLD
 from exchange.auth.parties import PartyKind
 from exchange.errors import ApiError, not_found
 from exchange.ids import new_id
+from exchange.notifications import outbox as notify
+from exchange.outcomes import stats as outcome_stats
 from exchange.store.db import Database, dialect_insert, retrying
 from exchange.store.tables import (
+    account_owners,
     lead_owners,
+    lead_pii,
     leads,
     parties,
     sales,
     team_routes,
 )
-from exchange.teams import parallel, reasons, round_robin, sequential, store
+from exchange.teams import (
+    accounts,
+    hybrid,
+    parallel,
+    performance,
+    reasons,
+    round_robin,
+    sequential,
+    store,
+)
 from exchange.teams.agents import (
     LeadRequirements,
     eligible_ids,
     evaluate_team,
 )
 from exchange.teams.messages import (
+    Decision,
     Ownership,
     TeamConfig,
     TeamConfigIn,
+    TeamRouting,
 )
 from exchange.teams.offers import (
     Fallback,
@@ -56,6 +71,42 @@ log = logging.getLogger(__name__)
 
 QUEUED, OFFERED, OWNED, FALLBACK = "queued", "offered", "owned", "fallback"
 CLOSED = "closed"  # the owner closed it with an outcome (``reason``): routing has ended
+# Strategies that assign an owner at once (the others make offers an agent must take).
+ASSIGNING = frozenset({"round_robin", "performance", "predictive"})
+NO_ROUTING = TeamRouting()
+
+
+class LeadFacts(NamedTuple):
+    """What routing needs to know of a lead."""
+
+    id: uuid.UUID
+    fields: dict[str, Any] | None
+    score: int | None
+    priority: str | None
+
+
+_FACTS = sa.select(leads.c.id, leads.c.fields, leads.c.score, leads.c.priority)
+
+
+async def lead_facts(conn: AsyncConnection, lead_id: uuid.UUID) -> LeadFacts:
+    row = (await conn.execute(_FACTS.where(leads.c.id == lead_id))).one()
+    return LeadFacts(row.id, row.fields, row.score, row.priority)
+
+
+def facts_of(lead: Any) -> LeadFacts:
+    return LeadFacts(lead.id, lead.fields, lead.score, lead.priority)
+
+
+def segment_of(routing: TeamRouting, lead: LeadFacts) -> str:
+    """The segment an owner's conversion counts in: the lead's priority band, and the value of
+    the team's ``segment_field`` when it has one (``*``: no segmentation)."""
+    parts = []
+    if lead.priority:
+        parts.append(f"priority={lead.priority}")
+    if routing.segment_field:
+        value = (lead.fields or {}).get(routing.segment_field)
+        parts.append(f"{routing.segment_field}={'' if value is None else value}")
+    return ",".join(parts)[:200] or outcome_stats.ANY_SEGMENT
 
 
 def utcnow() -> dt.datetime:
@@ -82,11 +133,13 @@ def lead_requirements(cfg: TeamConfig, fields: dict[str, Any] | None) -> LeadReq
     return LeadRequirements(**wanted)
 
 
-def rank_agents(team: list[Member], reqs: LeadRequirements, now: dt.datetime) -> list[str]:
-    """Eligible agents, best first by round-robin standing (excluded ones are logged)."""
-    decisions = evaluate_team(
-        [m.agent for m in team], {m.agent.id: m.load for m in team}, reqs, now
-    )
+def rank_agents(
+    team: list[Member], reqs: LeadRequirements, now: dt.datetime, decisions: Any = None
+) -> list[str]:
+    """Eligible agents, best first by round-robin standing (excluded ones are logged).
+    ``decisions``: the team's ``evaluate_team`` already computed for this lead."""
+    if decisions is None:
+        decisions = _decisions(team, reqs, now)
     for d in decisions:
         if not d.eligible:
             log.debug("agent not eligible", extra={"agent_id": d.agent_id, "reason": d.reason})
@@ -101,24 +154,98 @@ def _order(team: list[Member], now: dt.datetime) -> tuple[str, ...]:
     return round_robin.choose(standings, {m.agent.id: m.agent.weight for m in team})
 
 
-async def _assign_round_robin(
-    conn: AsyncConnection, team_id: uuid.UUID, reqs: LeadRequirements, now: dt.datetime
-) -> uuid.UUID | None:
-    """The best eligible agent, its standing bumped by compare-and-set; on a lost race re-read
-    and plan again (``round_robin`` docstring). None: nobody eligible (or too much contention)."""
-    for _ in range(store.CAS_ATTEMPTS):
+class Plan(NamedTuple):
+    """How a team picks among its eligible agents for one lead."""
+
+    strategy: str  # round_robin, performance or predictive
+    routing: TeamRouting
+    tiers: frozenset[int]
+    segment: str
+    counts: dict[tuple[str, str], outcome_stats.Counts]  # conversion counts it ranks by
+    lead_id: str
+    present: frozenset[str] = frozenset()  # agents that count in the fairness floor's pool
+
+
+async def _conversion_counts(
+    conn: AsyncConnection, team_id: uuid.UUID, team: list[Member], segment: str
+) -> dict[tuple[str, str], outcome_stats.Counts]:
+    subjects = [outcome_stats.agent_subject(m.agent.id) for m in team]
+    return await outcome_stats.read(conn, [*subjects, outcome_stats.team_subject(team_id)], [segment])
+
+
+# An agent only at a cap right now still counts in the fairness floor's pool of the day.
+_PRESENT_REASONS = frozenset({reasons.CONCURRENT_CAP_REACHED, reasons.DAILY_CAP_REACHED})
+
+
+def _decisions(team: list[Member], reqs: LeadRequirements, now: dt.datetime) -> Any:
+    return evaluate_team([m.agent for m in team], {m.agent.id: m.load for m in team}, reqs, now)
+
+
+def _present(decisions: Any) -> frozenset[str]:
+    return frozenset(d.agent_id for d in decisions if d.eligible or d.reason in _PRESENT_REASONS)
+
+
+def _ranked(
+    team: list[Member], eligible: list[str], plan: Plan, team_id: uuid.UUID, now: dt.datetime
+) -> tuple[list[str], performance.Ranking | None]:
+    """The eligible agents in the order the plan tries them (``performance.order_agents``)."""
+    tier_of = {m.agent.id: m.row.tier for m in team} if plan.tiers else {}
+    if plan.strategy == "round_robin":
+        # ``eligible`` is already in round-robin order (``rank_agents``): what order_agents
+        # would compute again from the same standings.
+        return hybrid.tiered(eligible, tier_of, plan.tiers), None
+    by_id = {m.agent.id: m for m in team}
+
+    def counts(subject: str) -> performance.Counts:
+        c = plan.counts.get((subject, plan.segment))
+        return performance.Counts(trials=c.trials, successes=c.successes) if c else performance.Counts()
+
+    candidates = [
+        performance.Candidate(
+            standing=store.standing(by_id[a], now), weight=by_id[a].agent.weight,
+            counts=counts(outcome_stats.agent_subject(a)),
+        )
+        for a in eligible
+    ]  # fmt: skip
+    present = [m for m in team if m.agent.id in plan.present]
+    pool = performance.Pool(
+        served=sum(store.standing(m, now).served for m in present),
+        weight=sum(m.agent.weight for m in present),
+    )
+    return performance.order_agents(
+        plan.strategy, candidates, counts(outcome_stats.team_subject(team_id)),
+        lead_id=plan.lead_id, floor_pct=plan.routing.fairness_floor_pct,
+        prior_strength=plan.routing.prior_strength, pool=pool, tiers=plan.tiers, tier_of=tier_of,
+    )  # fmt: skip
+
+
+async def _assign(
+    conn: AsyncConnection, team_id: uuid.UUID, reqs: LeadRequirements, now: dt.datetime,
+    plan: Plan,
+) -> tuple[uuid.UUID | None, str | None]:
+    """The best eligible agent by the plan, its standing bumped by compare-and-set; on a lost
+    race re-read and plan again (``round_robin`` docstring). (None, None): nobody eligible (or
+    too much contention). The second value explains a performance or predictive choice."""
+    for attempt in range(store.CAS_ATTEMPTS):
         team = await store.members(conn, team_id)
-        ranked = rank_agents(team, reqs, now)
-        if not ranked:
-            return None
+        decisions = _decisions(team, reqs, now)
+        eligible = rank_agents(team, reqs, now, decisions)
+        if not eligible:
+            return None, None
+        if plan.strategy != "round_robin":
+            if attempt == 0:
+                counts = await _conversion_counts(conn, team_id, team, plan.segment)
+                plan = plan._replace(counts=counts)
+            plan = plan._replace(present=_present(decisions))
+        ranked, ranking = _ranked(team, eligible, plan, team_id, now)
         # Routers at once all rank the same agent first. Each takes the first agent in that
         # order that no other router is assigning right now (the row lock says so), instead of
         # queueing behind it and losing its compare-and-set when the first commits.
         first = await store.lock_first_free(conn, ranked) or ranked[0]
         chosen = next(m for m in team if m.agent.id == first)
         if await store.take(conn, chosen, now):
-            return chosen.row.agent_id
-    return None
+            return chosen.row.agent_id, ranking.explain(first) if ranking else None
+    return None, None
 
 
 def fallback_policy(cfg: TeamConfig, team_id: uuid.UUID) -> FallbackPolicy:
@@ -200,55 +327,168 @@ async def _route_lead(db: Database, lead_id: uuid.UUID, now: dt.datetime) -> Own
         if found is None:
             return None
         lead, team_id = found
+        cfg = await team_config(conn, team_id, now)
+        keys, owner = None, None
+        if cfg.routing is not None and cfg.routing.account_window_days is not None:
+            keys, owner = await _account_owner(conn, db.settings.secret_key, lead, cfg.routing, now)
+            if owner is not None and owner.team_id != team_id:  # the owner's team works it
+                team_id, cfg = owner.team_id, await team_config(conn, owner.team_id, now)
         inserted = await conn.execute(
             dialect_insert(conn, lead_owners)
             .values(
                 lead_id=lead_id, team_id=team_id, status=QUEUED, version=0, past_owners=[],
                 queued_at=now, reassign_count=0, updated_at=now,
+                account_keys=[list(k) for k in keys] if keys else None,
             )
             .on_conflict_do_nothing()
             .returning(lead_owners.c.lead_id)
         )  # fmt: skip
         # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING.
         if inserted.first() is not None:
-            await start(conn, await store.owner_row(conn, lead_id), lead.fields, now)
+            row = await store.owner_row(conn, lead_id)
+            await start(conn, row, facts_of(lead), now, cfg=cfg, owner=owner)
         return ownership_of(await store.owner_row(conn, lead_id))
 
 
-async def start(conn: AsyncConnection, row: Any, fields: Any, now: dt.datetime) -> str:
-    """Apply the team's strategy to a queued lead; the status it ends in."""
-    cfg = await team_config(conn, row.team_id, now)
-    reqs = lead_requirements(cfg, fields)
-    if not await store.move(conn, row, now):  # someone else is routing this lead
+class AccountOwner(NamedTuple):
+    team_id: uuid.UUID
+    agent_id: uuid.UUID
+    kind: str  # which account matched: phone, email, domain
+    owned_at: dt.datetime
+
+
+async def _account_owner(
+    conn: AsyncConnection, secret: str, lead: Any, routing: TeamRouting, now: dt.datetime
+) -> tuple[list[tuple[str, str]], AccountOwner | None]:
+    """The lead's account keys, and the agent that most recently owned one of them within the
+    team's window (a person match before a company-domain match)."""
+    pii = (
+        await conn.execute(sa.select(lead_pii.c.pii).where(lead_pii.c.lead_id == lead.id))
+    ).scalar_one_or_none()
+    keys = accounts.account_keys(secret, pii, lead.fields)
+    if not keys or routing.account_window_days is None:
+        return keys, None
+    since = now - dt.timedelta(days=routing.account_window_days)
+    rows = (
+        await conn.execute(
+            sa.select(account_owners).where(
+                account_owners.c.key_hash.in_([h for _, h in keys]),
+                account_owners.c.owned_at >= since,
+                account_owners.c.lead_id != lead.id,
+            )
+        )
+    ).all()
+    if not rows:
+        return keys, None
+    best = max(rows, key=lambda r: (r.kind != accounts.DOMAIN, r.owned_at))
+    return keys, AccountOwner(best.team_id, best.agent_id, best.kind, best.owned_at)
+
+
+async def remember_accounts(
+    conn: AsyncConnection, keys: Any, lead_id: uuid.UUID, team_id: uuid.UUID,
+    agent_id: uuid.UUID, now: dt.datetime,
+) -> None:
+    """An agent took a lead: its accounts are that agent's from now on (account routing)."""
+    for kind, key_hash in keys or ():
+        insert = dialect_insert(conn, account_owners).values(
+            key_hash=key_hash, kind=kind, team_id=team_id, agent_id=agent_id, lead_id=lead_id,
+            owned_at=now,
+        )  # fmt: skip
+        await conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=[account_owners.c.key_hash],
+                set_={"kind": kind, "team_id": team_id, "agent_id": agent_id,
+                      "lead_id": lead_id, "owned_at": now},
+            )  # fmt: skip
+        )
+
+
+async def start(
+    conn: AsyncConnection, row: Any, lead: LeadFacts, now: dt.datetime, *,
+    cfg: TeamConfig | None = None, owner: AccountOwner | None = None,
+) -> str:
+    """Apply the team's strategy to a queued lead; the status it ends in. ``owner``: the agent
+    that owns the lead's account, tried first."""
+    cfg = cfg or await team_config(conn, row.team_id, now)
+    routing = cfg.routing or NO_ROUTING
+    reqs = lead_requirements(cfg, lead.fields)
+    choice = hybrid.strategy_for(cfg.strategy, routing.rules, routing.timezone, now, lead.score)
+    tiers = hybrid.preferred_tiers(routing.score_tiers, lead.score)
+    segment = segment_of(routing, lead)
+    decision = Decision(strategy=choice.strategy, rule=choice.rule, segment=segment,
+                        tiers=sorted(tiers))  # fmt: skip
+    if not await store.move(conn, row, now, segment=segment):  # someone else is routing it
         return row.status
-    if cfg.strategy == "round_robin":
-        agent_id = await _assign_round_robin(conn, row.team_id, reqs, now)
+    if owner is not None:
+        taken = await _to_account_owner(conn, row, reqs, owner, now)
+        decision.account = taken
+        if taken.startswith("owner took it"):
+            decision.strategy = "account"
+            await own(conn, row.lead_id, owner.agent_id, now, decision=decision)
+            return OWNED
+    if choice.strategy in ASSIGNING:
+        plan = Plan(choice.strategy, routing, tiers, segment, {}, str(row.lead_id))
+        agent_id, decision.explanation = await _assign(conn, row.team_id, reqs, now, plan)
         if agent_id is None:
-            return await queue_lead(conn, row.lead_id, reasons.NOBODY_ELIGIBLE, now)
-        await own(conn, row.lead_id, agent_id, now)
+            return await queue_lead(
+                conn, row.lead_id, reasons.NOBODY_ELIGIBLE, now, decision=_json(decision)
+            )
+        await own(conn, row.lead_id, agent_id, now, decision=decision)
         return OWNED
     team = await store.members(conn, row.team_id)
+    tier_of = {m.agent.id: m.row.tier for m in team}
     ranked = rank_agents(team, reqs, now)
     timeout = dt.timedelta(seconds=cfg.offer_timeout_s)
     policy = fallback_policy(cfg, row.team_id)
-    lead = str(row.lead_id)
+    lead_id = str(row.lead_id)
     made: tuple[Offer, ...]
     candidates = None
-    if cfg.strategy == "parallel":
-        step = parallel.offers(lead, ranked, now, timeout, policy, k=cfg.parallel_k)
+    if choice.strategy == "parallel":
+        # A lead for senior tiers is offered to them alone when any of them is eligible.
+        preferred = [a for a in ranked if tier_of.get(a) in tiers] or ranked
+        step = parallel.offers(lead_id, preferred, now, timeout, policy, k=cfg.parallel_k)
         made = step.action if isinstance(step.action, tuple) else ()
     else:
-        candidates = list(_order([m for m in team if m.agent.active], now))
-        first = sequential.start(lead, candidates, now, timeout, cfg.max_rounds, policy, ranked)
+        order = _order([m for m in team if m.agent.active], now)
+        candidates = hybrid.tiered(order, tier_of, tiers)
+        first = sequential.start(lead_id, candidates, now, timeout, cfg.max_rounds, policy, ranked)
         made = (first.action,) if isinstance(first.action, Offer) else ()
     if not made:  # nobody eligible: wait in the queue, whatever the fallback (rounds can't help)
-        return await queue_lead(conn, row.lead_id, reasons.NOBODY_ELIGIBLE, now)
+        return await queue_lead(
+            conn, row.lead_id, reasons.NOBODY_ELIGIBLE, now, decision=_json(decision)
+        )
     for offer in made:
         await store.insert_offer(conn, offer, row.team_id, new_id())
+        await notify.offered(conn, offer, row.team_id, now)
     await set_owner(
-        conn, row.lead_id, now, status=OFFERED, agent_id=None, candidates=candidates, reason=None
-    )
+        conn, row.lead_id, now, status=OFFERED, agent_id=None, candidates=candidates, reason=None,
+        decision=_json(decision),
+    )  # fmt: skip
     return OFFERED
+
+
+def _json(decision: Decision) -> dict[str, Any]:
+    return msgspec.to_builtins(decision)
+
+
+async def _to_account_owner(
+    conn: AsyncConnection, row: Any, reqs: LeadRequirements, owner: AccountOwner,
+    now: dt.datetime,
+) -> str:
+    """Give the lead to the agent that owns its account if it may take it now; what happened."""
+    since = f"{owner.kind} match, owned {owner.owned_at.isoformat()}"
+    team = await store.members(conn, row.team_id)
+    mine = next((m for m in team if m.row.agent_id == owner.agent_id), None)
+    if mine is None:
+        return f"owner {owner.agent_id} no longer in the team ({since})"
+    decision = next(
+        d for d in evaluate_team([mine.agent], {mine.agent.id: mine.load}, reqs, now)
+    )
+    if not decision.eligible:
+        return f"owner {owner.agent_id} not eligible: {decision.reason} ({since})"
+    if await store.take_fresh(conn, owner.agent_id, now) is not None:
+        return f"owner {owner.agent_id} at its cap ({since})"
+    return f"owner took it ({since})"
 
 
 async def set_owner(
@@ -263,20 +503,32 @@ async def set_owner(
 
 
 async def queue_lead(
-    conn: AsyncConnection, lead_id: uuid.UUID, reason: str, now: dt.datetime
+    conn: AsyncConnection, lead_id: uuid.UUID, reason: str, now: dt.datetime, **values: Any
 ) -> str:
-    await set_owner(conn, lead_id, now, status=QUEUED, agent_id=None, reason=reason)
+    """Back into the team's queue; ``values``: more columns written in the same UPDATE."""
+    await set_owner(conn, lead_id, now, status=QUEUED, agent_id=None, reason=reason, **values)
     log.info("lead queued", extra={"lead_id": str(lead_id), "reason": reason})
     return QUEUED
 
 
 async def own(
-    conn: AsyncConnection, lead_id: uuid.UUID, agent_id: uuid.UUID, now: dt.datetime
+    conn: AsyncConnection, lead_id: uuid.UUID, agent_id: uuid.UUID, now: dt.datetime, *,
+    decision: Decision | None = None,
 ) -> None:
-    await set_owner(
-        conn, lead_id, now, status=OWNED, agent_id=agent_id, owned_since=now, reason=None,
-        first_contact_at=None,
-    )  # fmt: skip
+    extra = {"decision": _json(decision)} if decision is not None else {}
+    row = (
+        await conn.execute(
+            lead_owners.update()
+            .where(lead_owners.c.lead_id == lead_id)
+            .values(updated_at=now, status=OWNED, agent_id=agent_id, owned_since=now,
+                    reason=None, first_contact_at=None, **extra)
+            .returning(lead_owners.c.team_id, lead_owners.c.account_keys,
+                       lead_owners.c.reassign_count)
+        )
+    ).one()  # fmt: skip
+    await remember_accounts(conn, row.account_keys, lead_id, row.team_id, agent_id, now)
+    await notify.owned(conn, lead_id, row.team_id, agent_id, now, row.reassign_count)
+    await crm.record(conn, row.team_id, lead_id, crm.ASSIGNED, now)  # to the team's CRM
     metrics.TEAM_ASSIGNMENTS.labels("assigned").inc()
     log.info("lead owned", extra={"lead_id": str(lead_id), "agent_id": str(agent_id)})
 
@@ -298,10 +550,12 @@ async def fall(
 
 
 def ownership_of(row: Any) -> Ownership:
+    decision = getattr(row, "decision", None)
     return Ownership(
         lead_id=row.lead_id, team_id=row.team_id, agent_id=row.agent_id, status=row.status,
         reason=row.reason, owned_since=row.owned_since, first_contact_at=row.first_contact_at,
         reassign_count=row.reassign_count,
+        decision=msgspec.convert(decision, Decision) if decision else None,
     )  # fmt: skip
 
 
@@ -380,6 +634,7 @@ async def advance(
         before = by_key.get((uuid.UUID(after.agent_id), after.round))
         if before is None:
             await store.insert_offer(conn, after, row.team_id, new_id())
+            await notify.offered(conn, after, row.team_id, now)
         elif before.status == OfferStatus.PENDING.value and not after.pending:
             await store.close_offer(conn, before.id, after.status, now)
     if isinstance(step.action, Fallback):

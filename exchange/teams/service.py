@@ -26,10 +26,12 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exchange import metrics
+from exchange import crm, metrics
 from exchange.auth.parties import PartyKind, Principal, check_timezone, get_party
 from exchange.errors import ApiError, FieldProblem, forbidden, not_found
 from exchange.ids import new_id
+from exchange.notifications import outbox as notify
+from exchange.outcomes import service as outcomes
 from exchange.store.db import Database
 from exchange.store.tables import (
     agent_profiles,
@@ -41,7 +43,7 @@ from exchange.store.tables import (
     team_routes,
     verticals,
 )
-from exchange.teams import parallel, reasons, round_robin, sequential, store
+from exchange.teams import hybrid, parallel, reasons, round_robin, sequential, store
 from exchange.teams.agents import (
     ManualStatus,
     evaluate_team,
@@ -64,6 +66,7 @@ from exchange.teams.messages import (
     RoutingAudit,
     TeamConfig,
     TeamConfigIn,
+    TeamRouting,
 )
 from exchange.teams.offers import (
     FallbackKind,
@@ -80,6 +83,7 @@ from exchange.teams.routing import (
     lead_requirements,
     ownership_of,
     par_state,
+    remember_accounts,
     seq_state,
     team_config,
     utcnow,
@@ -121,12 +125,22 @@ async def _check_fallback(
                        fields=[FieldProblem("fallback.target", f"must name an existing {want.value}")])  # fmt: skip
 
 
+def _check_routing(routing: TeamRouting) -> None:
+    check_timezone(routing.timezone, "routing.timezone")
+    problems = hybrid.validate_rules(routing.rules, path="routing.rules")
+    if problems:
+        raise ApiError(422, "validation_failed", "the team's routing rules are not usable",
+                       fields=[FieldProblem(path, reason) for path, reason in problems])  # fmt: skip
+
+
 async def set_config(
     conn: AsyncConnection, team_id: uuid.UUID, data: TeamConfigIn, now: dt.datetime
 ) -> TeamConfig:
     await _party_of_kind(conn, team_id, PartyKind.TEAM)
     if data.fallback is not None:
         await _check_fallback(conn, data.fallback, team_id)
+    if data.routing is not None:
+        _check_routing(data.routing)
     values = msgspec.to_builtins(data)
     values["updated_at"] = now
     if values.pop("sla_working_hours", False):  # kept in the skill_fields JSON (store.config)
@@ -157,9 +171,11 @@ async def set_profile(
         "working_hours": msgspec.to_builtins(hours) if hours else None,
         "skills": msgspec.to_builtins(data.skills),
         "weight": data.weight,
+        "tier": data.tier,
         "daily_cap": data.daily_cap,
         "concurrent_cap": data.concurrent_cap,
         "heartbeat_ttl_s": data.heartbeat_ttl_s,
+        "email": data.email,
     }
     updated = await conn.execute(
         agent_profiles.update().where(agent_profiles.c.agent_id == agent_id).values(**values)
@@ -333,9 +349,9 @@ async def take_offer(
             raise conflict(answer.reason, row)
         if row.status == OWNED and row.agent_id == principal.party_id:
             return ownership_of(row)  # a repeated accept by the owner
-        if not await _own(conn, principal, offer, now):
+        if (won := await _own(conn, principal, offer, now)) is None:
             raise conflict(reasons.ALREADY_CLAIMED, await store.owner_row(conn, offer.lead_id))
-        return await _taken(conn, principal, offer, now, before=row)
+        return await _taken(conn, principal, offer, won, now, before=row)
 
 
 async def _claim_parallel(conn: AsyncConnection, principal: Principal, offer: Any, now: dt.datetime) -> Ownership:
@@ -346,10 +362,11 @@ async def _claim_parallel(conn: AsyncConnection, principal: Principal, offer: An
     the lead still ``offered``) is what ``parallel.claim`` would decide from the full state, and
     a lost race costs one more read instead of the team's config and every offer of the lead."""
     me = principal.party_id
-    if offer.status == OfferStatus.PENDING.value and now < offer.expires_at and await _own(conn, principal, offer, now):
+    claimable = offer.status == OfferStatus.PENDING.value and now < offer.expires_at
+    if claimable and (won := await _own(conn, principal, offer, now)) is not None:
         # What the lead was before our compare-and-set, and is again if what follows refuses.
         before = msgspec.structs.replace(_OFFERED, lead_id=offer.lead_id)
-        return await _taken(conn, principal, offer, now, before=before)
+        return await _taken(conn, principal, offer, won, now, before=before)
     # Lost the race, or the offer was not claimable: why, from the lead as it stands now.
     row = await store.owner_row(conn, offer.lead_id)
     if row.status == OWNED:
@@ -372,30 +389,43 @@ class _LeadState(msgspec.Struct, frozen=True):
 _OFFERED = _LeadState(lead_id=None, status=OFFERED, agent_id=None)
 
 
-async def _own(conn: AsyncConnection, principal: Principal, offer: Any, now: dt.datetime) -> bool:
-    """The one compare-and-set that makes a single owner, whoever else claims right now."""
-    taken = await conn.execute(
-        lead_owners.update()
-        .where(lead_owners.c.lead_id == offer.lead_id, lead_owners.c.status == OFFERED)
-        .values(status=OWNED, agent_id=principal.party_id, owned_since=now, reason=None,
-                version=lead_owners.c.version + 1, updated_at=now)
-    )  # fmt: skip
-    return taken.rowcount == 1
+async def _own(conn: AsyncConnection, principal: Principal, offer: Any, now: dt.datetime) -> Any:
+    """The one compare-and-set that makes a single owner, whoever else claims right now: the
+    lead's team, account keys and reassign count as it took it, or None when it lost."""
+    taken = (
+        await conn.execute(
+            lead_owners.update()
+            .where(lead_owners.c.lead_id == offer.lead_id, lead_owners.c.status == OFFERED)
+            .values(status=OWNED, agent_id=principal.party_id, owned_since=now, reason=None,
+                    version=lead_owners.c.version + 1, updated_at=now)
+            .returning(lead_owners.c.team_id, lead_owners.c.account_keys,
+                       lead_owners.c.reassign_count)
+        )
+    ).first()  # fmt: skip
+    if taken is not None:
+        await remember_accounts(conn, taken.account_keys, offer.lead_id, taken.team_id,
+                                principal.party_id, now)  # fmt: skip
+    return taken
 
 
-async def _taken(conn: AsyncConnection, principal: Principal, offer: Any, now: dt.datetime, *, before: Any) -> Ownership:
+async def _taken(conn: AsyncConnection, principal: Principal, offer: Any, won: Any, now: dt.datetime, *, before: Any) -> Ownership:
     """After ``_own`` won: accept this offer, rescind the others, count the lead on the agent.
     A refusal raises, rolling the ownership back with the rest; it reports ``before``."""
     metrics.TEAM_ASSIGNMENTS.labels("claimed").inc()
     if not await store.close_offer(conn, offer.id, OfferStatus.ACCEPTED, now):
         raise conflict(reasons.OFFER_NOT_PENDING, before)
-    await conn.execute(
+    rescinded = await conn.execute(
         offers.update()
         .where(offers.c.lead_id == offer.lead_id, offers.c.status == OfferStatus.PENDING.value)
         .values(status=OfferStatus.RESCINDED.value, decided_at=now)
+        .returning(offers.c.agent_id)
     )
+    losers = list(rescinded.scalars())
     if (reason := await store.take_fresh(conn, principal.party_id, now)) is not None:
         raise conflict(reason, before)
+    await notify.taken(conn, offer.lead_id, won.team_id, principal.party_id, now,
+                       won.reassign_count, losers)  # fmt: skip
+    await crm.record(conn, won.team_id, offer.lead_id, crm.ASSIGNED, now)  # to the team's CRM
     log.info("offer taken", extra={"lead_id": str(offer.lead_id), "agent_id": str(principal.party_id)})
     return ownership_of(await store.owner_row(conn, offer.lead_id))
 
@@ -479,8 +509,9 @@ async def contacted(
     row = await store.owner_row(conn, lead_id)
     if row is None or row.status != OWNED or row.agent_id != principal.party_id:
         raise forbidden("only the lead's current owner may record contact")
-    if row.first_contact_at is None:
-        await store.move(conn, row, now, first_contact_at=now)
+    if row.first_contact_at is None and await store.move(conn, row, now, first_contact_at=now):
+        # The same contact as an outcome report, with its first response time (docs/outcomes.md).
+        await outcomes.agent_contacted(conn, lead_id, principal.party_id, now)
     return ownership_of(await store.owner_row(conn, lead_id))
 
 
@@ -498,6 +529,8 @@ async def close_lead(
             raise forbidden("only the lead's current owner may close it")
         if await store.move(conn, row, now, status=CLOSED, reason=data.outcome):
             await store.release(conn, principal.party_id)
+            # Closing is reporting: won, lost and bad_lead are recorded (and counted) as outcomes.
+            await outcomes.agent_closed(conn, lead_id, principal.party_id, data.outcome, now)
             log.info(
                 "lead closed",
                 extra={"lead_id": str(lead_id), "agent_id": str(principal.party_id),

@@ -23,7 +23,7 @@ from exchange.store.tables import agent_profiles, lead_owners, offers, parties, 
 from exchange.teams import agents as agent_rules
 from exchange.teams import round_robin
 from exchange.teams.agents import Agent, AgentLoad, ManualStatus, Skills
-from exchange.teams.messages import Profile, TeamConfig
+from exchange.teams.messages import Profile, TeamConfig, TeamRouting
 from exchange.teams.offers import FallbackPolicy, Offer, OfferMode, OfferStatus
 
 # ``team_configs.skill_fields`` (JSON) also carries the ``sla_working_hours`` flag under this key,
@@ -142,6 +142,7 @@ def profile_of(m: Member, now: dt.datetime) -> Profile:
         working_hours=a.working_hours,
         skills=a.skills,
         weight=a.weight,
+        tier=row.tier,
         daily_cap=a.daily_cap,
         concurrent_cap=a.concurrent_cap,
         heartbeat_ttl_s=row.heartbeat_ttl_s,
@@ -152,6 +153,7 @@ def profile_of(m: Member, now: dt.datetime) -> Profile:
         open_leads=row.open_leads,
         served_in_window=standing(m, now).served,
         last_assigned_at=row.last_assigned_at,
+        email=row.email,
     )
 
 
@@ -254,6 +256,7 @@ async def config(conn: AsyncConnection, team_id: uuid.UUID) -> TeamConfig | None
         sla_minutes=row.sla_minutes,
         max_reassigns=row.max_reassigns,
         updated_at=row.updated_at,
+        routing=msgspec.convert(row.routing, TeamRouting) if row.routing else None,
     )
 
 

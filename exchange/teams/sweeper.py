@@ -42,6 +42,7 @@ from exchange.teams.routing import (
     advance,
     fall,
     fallback_policy,
+    lead_facts,
     lead_requirements,
     own,
     queue_lead,
@@ -173,10 +174,7 @@ async def _drain_one(
             anyone[row.team_id] = bool(rank_agents(team, LeadRequirements(), now))
         if not anyone[row.team_id]:
             return
-        fields = (
-            await conn.execute(sa.select(leads.c.fields).where(leads.c.id == lead_id))
-        ).scalar_one()
-        if await start(conn, row, fields, now) != QUEUED:
+        if await start(conn, row, await lead_facts(conn, lead_id), now) != QUEUED:
             result.drained += 1
 
 

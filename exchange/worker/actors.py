@@ -28,6 +28,10 @@ deliver_sale: dramatiq.Actor | None = None
 sweep_deliveries: dramatiq.Actor | None = None
 route_to_team: dramatiq.Actor | None = None
 sweep_offers: dramatiq.Actor | None = None
+send_notifications: dramatiq.Actor | None = None
+NOTIFICATIONS_QUEUE = "notifications"  # retries are the outbox's (exchange.notifications)
+sync_crm: dramatiq.Actor | None = None
+CRM_QUEUE = "crm"  # retries are the outbox's (exchange.crm.sender), as for deliveries
 
 TEAMS_QUEUE = "teams"
 TEAMS_MAX_RETRIES = 3
@@ -48,6 +52,7 @@ def _maintenance_actor(broker: dramatiq.Broker, fn, name: str) -> dramatiq.Actor
 
 def declare(broker: dramatiq.Broker) -> None:
     global purge_expired, expire_pings, deliver_sale, sweep_deliveries, route_to_team, sweep_offers
+    global send_notifications, sync_crm
 
     async def _deliver_sale(sale_id: str) -> None:
         import uuid
@@ -86,6 +91,12 @@ def declare(broker: dramatiq.Broker) -> None:
 
         stuck_after = dt.timedelta(seconds=runtime.settings().lead_stuck_after_s)
         await walking.settle_stuck_leads(runtime.auction_context(), older_than=stuck_after)
+        from exchange.notifications import sender
+
+        await sender.sweep(runtime.db(), runtime.settings())  # notifications due and unsent
+        from exchange.crm import sender as crm_sender
+
+        await crm_sender.sweep(runtime.db(), now, SWEEP_BATCH)  # CRM pushes due (lost or retrying)
 
     sweep_deliveries = _maintenance_actor(broker, _sweep_deliveries, "sweep_deliveries")
 
@@ -132,3 +143,44 @@ def declare(broker: dramatiq.Broker) -> None:
             log.info("swept team offers", extra={"result": str(result)})
 
     sweep_offers = _maintenance_actor(broker, _sweep_offers, "sweep_offers")
+
+    async def _send_notifications(ids: list[str]) -> None:
+        """Send pending notifications (idempotent: only a pending, due row is sent)."""
+        from exchange.notifications import sender
+
+        await sender.send(runtime.db(), runtime.settings(), ids)
+
+    send_notifications = dramatiq.actor(
+        _send_notifications,
+        actor_name="send_notifications",
+        queue_name=NOTIFICATIONS_QUEUE,
+        broker=broker,
+        max_retries=DELIVERY_MAX_RETRIES,
+        time_limit=DELIVERY_TIME_LIMIT_MS,
+    )
+
+    async def _sync_crm(lead_id: str) -> None:
+        """Push a lead's due CRM events (idempotent: only a pending, due row is claimed)."""
+        import uuid
+
+        from exchange.crm import outbox as crm_outbox
+        from exchange.crm import sender as crm_sender
+
+        ctx = runtime.auction_context()
+        if ctx.http is None:  # pragma: no cover - the worker's context always has a session
+            return
+        done = await crm_sender.sync_lead(ctx.db, ctx.http, uuid.UUID(lead_id))
+        if done.retry_at is not None:
+            import datetime as dt
+
+            wait = done.retry_at - dt.datetime.now(dt.timezone.utc)
+            crm_outbox.enqueue(uuid.UUID(lead_id), int(wait.total_seconds() * 1000))
+
+    sync_crm = dramatiq.actor(
+        _sync_crm,
+        actor_name="sync_crm",
+        queue_name=CRM_QUEUE,
+        broker=broker,
+        max_retries=DELIVERY_MAX_RETRIES,
+        time_limit=DELIVERY_TIME_LIMIT_MS,
+    )

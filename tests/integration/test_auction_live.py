@@ -104,3 +104,34 @@ def test_a_rejected_post_falls_back_only_while_the_promise_is_kept(live):
     trace = decode(exchange.client.get(f"/v1/leads/{out['lead_id']}/trace", headers=exchange.operator.headers))
     post_stage = next(t for t in trace["stages"] if t["stage"] == "post")
     assert sorted(e["reason"] for e in post_stage["entries"]) == ["not_better_than_winner", "post_rejected", "sold"]
+
+
+def test_a_walk_out_of_time_posts_no_more_and_gives_back_what_it_held(live, monkeypatch):
+    """A walk stops starting posts before the sweeper could take its lead for dead (see
+    walking.walk_budget_s): a slow first buyer used up the time, so the next bid is not tried."""
+    from exchange.auction import walking
+    from exchange.store.tables import cap_counters
+
+    exchange, supplier, buyers, server = live
+    _campaign(exchange, buyers, server, "picky")  # bids 50.00, rejects every post
+    second = exchange.new_party(PartyKind.BUYER, "second")
+    fund(exchange.settings, second.id, 10**6)
+    add_campaign(exchange.settings, second.id, fixed_price_minor=5000,
+                 caps=[{"window": "day", "max_count": 5}])  # fmt: skip
+    ticks = iter([0.0, 0.0])  # the deadline, then the first post's check: in time
+
+    def clock() -> float:
+        return next(ticks, 10.0**9)  # every later look: far past the budget
+
+    monkeypatch.setattr(walking, "_clock", clock)
+    lead = solar_lead(phone="212-555-0199", email="late@example.com")
+    out = decode(exchange.client.post("/v1/leads", json=lead, headers=supplier.headers))
+    assert out["status"] == "unsold"
+    assert [r.buyer for r in server.received if r.kind == "post"] == ["picky"]
+    trace = decode(exchange.client.get(f"/v1/leads/{out['lead_id']}/trace", headers=exchange.operator.headers))
+    post_stage = next(t for t in trace["stages"] if t["stage"] == "post")
+    assert sorted(e["reason"] for e in post_stage["entries"]) == ["not_better_than_winner", "post_rejected"]
+    # What the ping held for the bid never tried went back: no count left on the capped campaign.
+    used = run(exchange.settings, lambda c: c.execute(sa.select(sa.func.coalesce(sa.func.sum(cap_counters.c.count), 0))))
+    assert used.scalar_one() == 0
+    assert walking.walk_budget_s(300) == 240

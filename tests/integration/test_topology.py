@@ -40,6 +40,7 @@ FIXED_FAILS_FIRST = 2  # the fixed-price buyer's first posts answer 500: workers
 TERMINAL_TIMEOUT_S = 30.0
 HTTP_TIMEOUT_S = 15.0
 CONCURRENCY = 6
+FAILOVER_LEADS = 3  # sent after one worker stopped: the other must route them
 CACHE_TTL_MS = 300  # campaigns written through one API process reach the other within this
 RECEIVED = "Received message"  # dramatiq's debug line for each message a worker takes
 CONSENT = {"tcpa_text": "By clicking Submit I agree to be contacted.", "ip_address": "203.0.113.7"}
@@ -149,6 +150,15 @@ def _db_state(pg_url: str) -> dict[str, Any]:
                 "AND o.status = 'owned' WHERE l.status = 'unsold' AND o.lead_id IS NULL"
             )[0][0],
         }
+
+
+def _offered(pg_url: str, lead_ids: list[str]) -> int:
+    """How many of these leads a worker has routed (offers made to the team's agents)."""
+    with psycopg.connect(pg_url) as conn:
+        return conn.execute(
+            "SELECT count(DISTINCT lead_id) FROM offers WHERE lead_id = ANY(%s::uuid[])",
+            (lead_ids,),
+        ).fetchone()[0]
 
 
 def _settled(state: dict[str, Any], expected_leads: int) -> bool:
@@ -326,7 +336,7 @@ def _drive_and_check(
         with outcomes_lock:
             outcomes[f"ping_post {state} {sold['status']}"] += 1
 
-    def direct(i: int, state: str) -> None:
+    def direct(i: int, state: str) -> str:
         body = {
             "vertical": "solar",
             "fields": _lead_fields(next(numbers), state),
@@ -345,6 +355,7 @@ def _drive_and_check(
         came_in_by[out["lead_id"]] = i
         with outcomes_lock:
             outcomes[f"direct {state} {out['status']}"] += 1
+        return str(out["lead_id"])
 
     jobs = [(ping_post, "CA"), (ping_post, "TX"), (direct, "CA"), (direct, "TX"), (direct, "NY")]
     with ThreadPoolExecutor(CONCURRENCY) as pool:
@@ -431,9 +442,22 @@ def _drive_and_check(
 
     # --- every process did its share -----------------------------------------------------
     assert all(api.served[i] > 10 for i in range(2)), api.served
+    # Which worker takes a burst of messages is up to whose idle poll comes first (up to a
+    # second apart), so one may take them all. To show each worker works, the one that took
+    # the most stops (gracefully, as in a deploy) and the other must carry new leads alone.
+    taken = {w.name: w.log().count(RECEIVED) for w in cluster.workers}
+    busiest = max(cluster.workers, key=lambda w: taken[w.name])
+    assert busiest.stop(cluster.grace_s) == 0 and not busiest.killed, busiest.log()[-3000:]
+    more = [direct(i, "NY") for i in range(FAILOVER_LEADS)]
+    deadline = time.monotonic() + TERMINAL_TIMEOUT_S
+    while _offered(pg_url, more) < len(more) and time.monotonic() < deadline:
+        cluster.check_running()
+        time.sleep(0.3)
+    assert _offered(pg_url, more) == len(more), "the remaining worker did not route new leads"
     logs = {w.name: w.log() for w in cluster.workers}
     taken = {name: log.count(RECEIVED) for name, log in logs.items()}
     assert all(taken.values()), f"a worker took no message: {taken}"
+    phase("failover checked")
     retried = sum(log.count("delivery attempt") for log in logs.values())
     assert retried >= FIXED_FAILS_FIRST, f"workers retried {retried} deliveries"
     codes = cluster.stop()  # SIGTERM: every process shuts down within its grace period

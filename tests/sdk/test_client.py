@@ -28,6 +28,8 @@ from buyers_sdk import (
     CampaignIn,
     Cap,
     Conflict,
+    CrmConfig,
+    CrmConnectionIn,
     EndpointConfig,
     EnumIn,
     ExchangeClient,
@@ -52,6 +54,7 @@ from buyers_sdk import (
     ValidationFailed,
     ZipPrefix,
     ZipRadius,
+    postback_url,
 )
 from buyers_sdk.client import ROUTES
 from exchange.auth.parties import PartyKind
@@ -493,6 +496,19 @@ async def every_method(exchange, client, buyer, supplier) -> None:  # type: igno
     assert (await done(client.pause_campaign(created.id))).active is False
     assert (await done(client.resume_campaign(created.id))).active is True
 
+    # A CRM connection before the sale, so the sale is pushed to it (no worker here: pending).
+    crm = await done(client.create_crm_connection(CrmConnectionIn(
+        kind="webhook", name="Our CRM", secret="whsec-1",
+        config=CrmConfig(url="http://127.0.0.1:9/crm", events=["sold", "outcome:won"]),
+    )))  # fmt: skip
+    assert (crm.party_id, crm.kind, crm.has_secret, crm.active) == (buyer.id, "webhook", True, True)
+    assert crm.config.timeout_ms == 10_000 and crm.config.api_version == "v59.0"
+    with pytest.raises(ValidationFailed) as bad_crm:
+        await done(client.create_crm_connection(
+            {"kind": "hubspot", "name": "No token", "config": {"url": "https://api.hubapi.com"}}
+        ))  # fmt: skip
+    assert bad_crm.value.paths == ["body.secret"]
+
     lead_id = sell(exchange, supplier)
     (purchase,) = (await done(client.list_purchases())).items
     assert isinstance(purchase, Purchase) and str(purchase.lead_id) == lead_id
@@ -504,6 +520,38 @@ async def every_method(exchange, client, buyer, supplier) -> None:  # type: igno
     assert "sold" in trace.reasons and str(created.id) in trace.by_campaign()
     with pytest.raises(NotFound):
         await done(client.ping_trace(uuid.uuid4()))
+
+    reported = await done(client.report_outcome(lead_id, "won", value_minor=50_000))
+    assert (reported.kind, reported.value_minor, reported.currency) == ("won", 50_000, "USD")
+    assert await done(client.report_outcome(lead_id, "won")) == reported  # idempotent per kind
+    with pytest.raises(ValidationFailed) as bad:
+        await done(client.report_outcome(lead_id, "lost", value_minor=1))
+    assert bad.value.paths == ["value_minor"]
+    with pytest.raises(NotFound):
+        await done(client.report_outcome(uuid.uuid4(), "contacted"))
+    info = await done(client.postback_info())
+    url = postback_url(exchange.base_url, info.secret, lead_id, info.party_id, "contacted")
+    assert httpx.get(url, timeout=10).status_code == 201  # a signed postback, no key
+    seen = await done(client.outcomes(lead_id))
+    assert [(o.kind, o.channel) for o in seen.items] == [("won", "api"), ("contacted", "postback")]
+    assert seen.first_response_ms is not None and seen.responses[0].reporter == "buyer"
+
+    syncs = await done(client.lead_crm(lead_id))
+    assert str(syncs.lead_id) == lead_id
+    # The sale and the won outcome (the contacted one is not among the connection's events).
+    assert [(x.connection_id, x.event) for x in syncs.items] == [
+        (crm.id, "sold"), (crm.id, "outcome:won"),
+    ]  # fmt: skip
+    assert {x.status for x in syncs.items} <= {"pending", "synced", "failed"}
+    assert await done(client.get_crm_connection(crm.id)) == crm
+    assert [c.id for c in (await done(client.list_crm_connections())).items] == [crm.id]
+    renamed_crm = await done(client.update_crm_connection(crm.id, name="Our CRM (sales)"))
+    assert (renamed_crm.name, renamed_crm.has_secret, renamed_crm.config) == (
+        "Our CRM (sales)", True, crm.config,
+    )  # fmt: skip
+    assert (await done(client.deactivate_crm_connection(crm.id))).active is False
+    with pytest.raises(NotFound):
+        await done(client.lead_crm(uuid.uuid4()))
 
     filed = await done(client.file_return(REASONS[1], sale_id=purchase.sale_id))
     assert await done(client.get_return(filed.id)) == filed

@@ -41,6 +41,17 @@ NOT_FOR_THE_SDK = {
     ("GET", "/schema/redoc"),
     ("GET", "/schema/swagger"),
     ("GET", "/schema/{path}"),
+    # The signed postback takes no key: a buyer's CRM calls a URL ``buyers_sdk.postback_url``
+    # builds (tests/sdk/test_postback.py checks the two sign alike).
+    ("GET", "/v1/postbacks/outcome"),
+    ("POST", "/v1/postbacks/outcome"),
+    # Intake adapters take no key (a source's URL token, and the platforms' shared key or
+    # signature): browsers, Google Ads, Meta and mail providers call them (docs/channels.md).
+    ("POST", "/v1/forms/{token}"),
+    ("POST", "/v1/webhooks/google-ads/{token}"),
+    ("GET", "/v1/webhooks/meta/{token}"),
+    ("POST", "/v1/webhooks/meta/{token}"),
+    ("POST", "/v1/inbound-email/{token}"),
 }
 
 

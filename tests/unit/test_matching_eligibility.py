@@ -49,7 +49,8 @@ def test_reason_codes_are_exactly_the_design_strings() -> None:
         "not_better_than_winner", "campaign_paused", "sold",
     }  # fmt: skip
     assert set(reasons.REASONS) == {
-        "filtered:<field>", "filtered:expression", "schedule_closed", "cap_reached:<window>",
+        "filtered:<field>", "filtered:expression", "filtered:score", "filtered:priority",
+        "schedule_closed", "cap_reached:<window>",
         "budget_reached:<window>", "insufficient_balance", "duplicate", "exclusivity_conflict",
         "below_floor", "ping_timeout", "ping_error", "ping_rejected", "post_rejected", "post_error",
         "not_better_than_winner", "campaign_paused", "sold",

@@ -20,3 +20,14 @@ def test_the_api_starts_with_its_database_down_and_reports_it(tmp_path):
         answer = client.get("/health")
     assert answer.status_code == 503
     assert answer.json()["database"].startswith("error:")
+
+
+def test_a_stuck_lead_threshold_leaves_a_walk_room_for_its_posts():
+    import pytest
+
+    from exchange.auction.walking import walk_budget_s
+    from exchange.settings import LEAD_STUCK_AFTER_S_MIN, SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="EXCHANGE_LEAD_STUCK_AFTER_S"):
+        load_settings(env={"EXCHANGE_LEAD_STUCK_AFTER_S": "60"}, secret_key="x" * 32)
+    assert walk_budget_s(LEAD_STUCK_AFTER_S_MIN) > 0  # the smallest allowed still walks

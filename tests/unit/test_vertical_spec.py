@@ -145,10 +145,12 @@ def test_reserved_field_names(name):
     ]
 
 
-def test_reserved_names_are_the_envelope_keys_and_expression():
+def test_reserved_names_are_the_envelope_keys_and_filter_reasons():
+    # "expression", "score" and "priority" name filter reasons (filtered:expression, filtered:score,
+    # filtered:priority), so no field may take them.
     assert RESERVED_FIELD_NAMES == {
         "id", "lead_id", "ping_id", "vertical", "source", "sub_ids", "consent", "test", "status",
-        "expression",
+        "expression", "score", "priority",
     }
 
 
