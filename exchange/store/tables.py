@@ -177,6 +177,8 @@ campaigns = sa.Table(
     sa.Column("rank_by_conversion", sa.Boolean, nullable=False, server_default=sa.false()),
     # Its fairness floor: the least conversion weight, in % of neutral (exchange.auction.conversion).
     sa.Column("conversion_floor_pct", sa.Integer, nullable=False, server_default="50"),
+    # exchange.calls.CallTerms: set, the campaign buys calls (and only calls); null, leads.
+    sa.Column("call", JSONType, nullable=True),
     sa.Index(None, "vertical_id", "active"),
     sa.Index(None, "buyer_id"),
 )
@@ -456,6 +458,9 @@ agent_profiles = sa.Table(
     # Where the agent is told of offers and assignments (exchange.notifications); null: not by
     # email. Its own contact, not a lead's PII.
     sa.Column("email", sa.String(320), nullable=True),
+    # The E.164 number or SIP address the team's calls ring for this agent (exchange.calls);
+    # null: the agent takes no calls.
+    sa.Column("call_destination", sa.String(200), nullable=True),
 )
 
 # How a team distributes its leads (exchange.teams strategies and their limits).
@@ -490,7 +495,9 @@ team_routes = sa.Table(
     sa.Column("source", sa.String(1000), nullable=True),
     sa.Column("team_id", sa.Uuid, sa.ForeignKey("parties.id"), nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
-    sa.UniqueConstraint("vertical_id", "source"),
+    # The channel it takes (form, call, ...); null: every channel.
+    sa.Column("channel", sa.String(16), nullable=True),
+    sa.UniqueConstraint("vertical_id", "source", "channel"),
 )
 
 # Every offer made to an agent; status follows exchange.teams.OfferStatus and only ever leaves
@@ -714,3 +721,48 @@ crm_syncs = sa.Table(
     sa.Index(None, "lead_id"),
 )
 
+# --- Calls (exchange.calls) ---------------------------------------------------------------------
+
+# One row per call pinged, from its bid to its end. ``status`` (exchange.calls.states):
+# rejected (no bid), offered (the caller may connect until ``expires_at``), connected (the
+# caller arrived; ``answered_at`` once a destination picked up), then completed (it lasted the
+# minimum: billed when it has a price), short (it did not: not billed), missed (nobody
+# answered), expired (never connected in time) or unreported (its end never came within the
+# longest call). ``holds`` is the capacity it holds (cap windows and the concurrent line): the
+# line goes back when the call ends, the windows too unless it was billed.
+calls = sa.Table(
+    "calls",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),  # also its ping's id: one trace for both
+    sa.Column("supplier_id", sa.Uuid, sa.ForeignKey("parties.id"), nullable=False),
+    sa.Column("vertical_id", sa.Uuid, sa.ForeignKey("verticals.id"), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("test", sa.Boolean, nullable=False),
+    sa.Column("campaign_id", sa.Uuid, nullable=True),  # the winning campaign; null: a team route
+    sa.Column("buyer_id", sa.Uuid, nullable=True),  # the buyer (or team) it sells to
+    sa.Column("team_id", sa.Uuid, nullable=True),  # set when a team's agents take it
+    sa.Column("price_minor", sa.BigInteger, nullable=False),
+    sa.Column("payout_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("min_duration_s", sa.Integer, nullable=False),
+    sa.Column("ring", sa.String(16), nullable=False),  # single, sequential, simultaneous
+    sa.Column("ring_timeout_s", sa.Integer, nullable=True),  # sequential: per destination
+    sa.Column("destinations", JSONType, nullable=False),  # [{"address", "agent_id"?}]
+    sa.Column("holds", JSONType, nullable=False),  # [exchange.caps.Hold]
+    sa.Column("fields", JSONType, nullable=False),  # the ping's non-PII fields
+    sa.Column("meta", JSONType, nullable=True),  # source, sub ids
+    sa.Column("answered_by", sa.String(200), nullable=True),  # the destination that answered
+    sa.Column("agent_id", sa.Uuid, nullable=True),  # the agent who answered, for team calls
+    sa.Column("lead_id", sa.Uuid, sa.ForeignKey("leads.id"), nullable=True, unique=True),
+    sa.Column("sale_id", sa.Uuid, nullable=True),
+    sa.Column("reason", sa.String(64), nullable=True),  # why it was not billed
+    sa.Column("duration_s", sa.Integer, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("connected_at", UTCDateTime, nullable=True),  # the caller arrived
+    sa.Column("answered_at", UTCDateTime, nullable=True),  # a destination picked up
+    sa.Column("ended_at", UTCDateTime, nullable=True),
+    sa.Index(None, "status", "expires_at"),
+    sa.Index(None, "supplier_id", "created_at"),
+    sa.Index(None, "campaign_id", "status"),
+)
