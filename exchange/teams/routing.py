@@ -280,16 +280,30 @@ async def route_for(conn: AsyncConnection, lead_id: uuid.UUID) -> tuple[Any, uui
         return (lead, team_id) if team_id is not None else None
     if lead.status != LEAD_UNSOLD:
         return None
+    team_id = await route_team(conn, lead.vertical_id, lead.source, lead.channel or API_CHANNEL)
+    return (lead, team_id) if team_id is not None else None
+
+
+API_CHANNEL = "api"  # the channel of leads from the native ping/post API (stored as null)
+
+
+async def route_team(
+    conn: AsyncConnection, vertical_id: uuid.UUID, source: str | None, channel: str
+) -> uuid.UUID | None:
+    """The team whose route takes a lead of this vertical, source and channel: a route naming
+    the source before one for every source, then one naming the channel before one for every
+    channel; None when no route takes it."""
     rows = (
         await conn.execute(
-            sa.select(team_routes.c.source, team_routes.c.team_id).where(
-                team_routes.c.vertical_id == lead.vertical_id,
-                sa.or_(team_routes.c.source.is_(None), team_routes.c.source == lead.source),
+            sa.select(team_routes.c.source, team_routes.c.channel, team_routes.c.team_id).where(
+                team_routes.c.vertical_id == vertical_id,
+                sa.or_(team_routes.c.source.is_(None), team_routes.c.source == source),
+                sa.or_(team_routes.c.channel.is_(None), team_routes.c.channel == channel),
             )
         )
     ).all()
-    best = sorted(rows, key=lambda r: r.source is None)  # the source-specific route first
-    return (lead, best[0].team_id) if best else None
+    best = sorted(rows, key=lambda r: (r.source is None, r.channel is None))
+    return best[0].team_id if best else None
 
 
 async def has_route(conn: AsyncConnection, lead_id: uuid.UUID) -> bool:
