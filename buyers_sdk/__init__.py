@@ -34,6 +34,9 @@ from buyers_sdk.models import (
     BooleanIs,
     BuyerAccount,
     BuyerEndpoints,
+    CallDestination,
+    CallTerms,
+    CallView,
     Campaign,
     CampaignIn,
     Cap,
@@ -95,7 +98,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AccountBalance", "AgeRange", "ApiError", "AsyncExchangeClient", "Auth", "BadRequest",
     "BandedMargin", "BasicAuth", "BearerAuth", "BooleanIs", "BuyerAccount", "BuyerEndpoints",
-    "Campaign", "CampaignIn", "Cap", "Conflict", "CrmConnection", "CrmConnectionIn", "CrmConnectionPatch",
+    "CallView", "CallDestination", "CallTerms", "Campaign", "CampaignIn", "Cap", "Conflict", "CrmConnection", "CrmConnectionIn", "CrmConnectionPatch",
     "CrmConnections", "CrmConfig", "EndpointConfig", "EnumIn", "EnumNotIn",
     "ExchangeClient", "ExchangeError", "Expression", "FieldMap", "FieldProblem", "FieldSpec",
     "Filter", "FirstResponse", "FixedMargin", "FixedPayout", "Forbidden", "HeaderAuth", "Interval", "KeyInfo", "LeadCrmSyncs",

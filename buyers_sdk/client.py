@@ -25,6 +25,7 @@ from buyers_sdk.errors import TransportError, error_from_response
 from buyers_sdk.models import (
     AccountBalance,
     BuyerAccount,
+    CallView,
     Campaign,
     CampaignIn,
     CrmConfig,
@@ -90,6 +91,8 @@ ROUTES: dict[str, Route] = {
     "signing_secret": Route("GET", "/v1/account/signing-secret", SigningSecret),
     "ledger_balance": Route("GET", "/v1/ledger/me/balance", list[AccountBalance]),
     "statement_csv": Route("GET", "/v1/ledger/me/statement.csv", str),
+    "list_calls": Route("GET", "/v1/calls", Page[CallView]),
+    "get_call": Route("GET", "/v1/calls/{call_id}", CallView),
     "list_purchases": Route("GET", "/v1/purchases", Page[Purchase]),
     "get_purchase": Route("GET", "/v1/purchases/{sale_id}", PurchaseDetail),
     "lead_trace": Route("GET", "/v1/leads/{lead_id}/trace", TraceView),
@@ -208,6 +211,14 @@ class _Calls:
     @staticmethod
     def statement_csv(period: str) -> _Call:
         return _call("statement_csv", params=_params(period=period))
+
+    @staticmethod
+    def list_calls(status: str | None, limit: int | None, after: Id | None) -> _Call:
+        return _call("list_calls", params=_params(status=status, limit=limit, after=after))
+
+    @staticmethod
+    def get_call(call_id: Id) -> _Call:
+        return _call("get_call", call_id=call_id)
 
     @staticmethod
     def list_purchases(limit: int | None, after: Id | None) -> _Call:
@@ -440,6 +451,18 @@ class ExchangeClient:
         """Your ledger statement for a UTC month (``"2026-11"``), as CSV text."""
         return self._do(_Calls.statement_csv(period))
 
+    # --- calls ----------------------------------------------------------------------------------
+
+    def list_calls(
+        self, *, status: str | None = None, limit: int | None = None, after: Id | None = None
+    ) -> Page[CallView]:
+        """Calls your call campaigns bought or were offered, oldest first (docs/calls.md)."""
+        return self._do(_Calls.list_calls(status, limit, after))
+
+    def get_call(self, call_id: Id) -> CallView:
+        """One of your calls: its status, duration and ``sale_id`` once billed."""
+        return self._do(_Calls.get_call(call_id))
+
     # --- purchases, traces, returns ------------------------------------------------------------
 
     def list_purchases(
@@ -647,6 +670,14 @@ class AsyncExchangeClient:
 
     async def statement_csv(self, period: str) -> str:
         return await self._do(_Calls.statement_csv(period))
+
+    async def list_calls(
+        self, *, status: str | None = None, limit: int | None = None, after: Id | None = None
+    ) -> Page[CallView]:
+        return await self._do(_Calls.list_calls(status, limit, after))
+
+    async def get_call(self, call_id: Id) -> CallView:
+        return await self._do(_Calls.get_call(call_id))
 
     async def list_purchases(
         self, *, limit: int | None = None, after: Id | None = None

@@ -23,7 +23,7 @@ T = TypeVar("T")
 # Answers carry them as plain strings (a value added later does not break an older SDK); these
 # are the values this SDK knows, checked against the API's by tests/sdk/test_contract.py.
 
-CAP_WINDOWS = ("hour", "day", "week", "month")
+CAP_WINDOWS = ("hour", "day", "week", "month", "concurrent")  # concurrent: call campaigns
 PRICE_MODES = ("fixed", "live")
 RETURN_STATUSES = ("requested", "approved", "denied")
 PII_STATES = ("included", "purged", "withheld")
@@ -154,6 +154,7 @@ class Interval(msgspec.Struct, kw_only=True):
 
     start: int
     end: int
+    max_concurrent: int | None = None  # call campaigns: calls at once while this interval is open
 
 
 class Schedule(msgspec.Struct, kw_only=True):
@@ -169,6 +170,14 @@ class Cap(msgspec.Struct, kw_only=True, omit_defaults=True):
     window: str  # CAP_WINDOWS
     max_count: int | None = None
     max_spend_minor: int | None = None
+
+
+class CallTerms(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A campaign that buys calls: where they ring (E.164 or SIP; a team's agents when None) and
+    the least duration a call is billed from (docs/calls.md)."""
+
+    destination: str | None = None
+    min_duration_s: int = 90
 
 
 class ReturnPolicy(msgspec.Struct, kw_only=True):
@@ -313,6 +322,7 @@ class CampaignIn(msgspec.Struct, kw_only=True, omit_defaults=True):
     returns: ReturnPolicy | None = None
     rank_by_conversion: bool = False  # teams only: rank bids by measured conversion
     conversion_floor_pct: int = 50  # its ranking value never below this % of its price
+    call: CallTerms | None = None  # set: the campaign buys calls, and only calls
     buyer_id: uuid.UUID | None = None  # operators only
 
 
@@ -337,6 +347,7 @@ class Campaign(msgspec.Struct, kw_only=True):
     returns: ReturnPolicy
     rank_by_conversion: bool
     conversion_floor_pct: int
+    call: CallTerms | None
     version: int
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -511,6 +522,43 @@ class Page(msgspec.Struct, Generic[T], kw_only=True):
 
     items: list[T]
     next_after: uuid.UUID | None = None
+
+
+class CallDestination(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Where a call rang: a number or SIP URI, and the team's agent it belongs to, if any."""
+
+    address: str
+    agent_id: str | None = None
+
+
+class CallView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A call your campaign bought (``GET /v1/calls``); ``status``: offered, connected,
+    completed (billed: ``sale_id``), short, missed, expired or unreported (docs/calls.md)."""
+
+    call_id: uuid.UUID
+    status: str
+    vertical_id: uuid.UUID
+    test: bool
+    currency: str
+    min_duration_s: int
+    ring: str
+    destinations: list[CallDestination]
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    payout_minor: int | None = None
+    price_minor: int | None = None
+    campaign_id: uuid.UUID | None = None
+    team_id: uuid.UUID | None = None
+    ring_timeout_s: int | None = None
+    lead_id: uuid.UUID | None = None
+    sale_id: uuid.UUID | None = None
+    answered_by: str | None = None
+    agent_id: uuid.UUID | None = None
+    connected_at: dt.datetime | None = None
+    answered_at: dt.datetime | None = None
+    ended_at: dt.datetime | None = None
+    duration_s: int | None = None
+    reason: str | None = None
 
 
 class SigningSecret(msgspec.Struct, kw_only=True):
@@ -759,7 +807,7 @@ _MARGINS = (FixedMargin, PercentMargin, PriceBand, BandedMargin, FixedPayout, Re
 # Structs found in both answers and requests (a campaign's parts), checked both ways.
 _CAMPAIGN_PARTS = (
     *_FILTERS, *_AUTHS, Interval, Schedule, Cap, ReturnPolicy, FieldMap, ResponseRules,
-    EndpointConfig, BuyerEndpoints,
+    EndpointConfig, BuyerEndpoints, CallTerms,
 )  # fmt: skip
 
 # Response types and the OpenAPI component each one mirrors (the contract test reads this).
@@ -767,6 +815,9 @@ RESPONSE_SCHEMAS: dict[Any, str] = {
     **{struct: struct.__name__ for struct in (*_CAMPAIGN_PARTS, *_MARGINS)},
     Campaign: "Campaign",
     Page[Campaign]: "CampaignPage",
+    CallView: "CallView",
+    Page[CallView]: "CallPage",
+    CallDestination: "CallDestination",
     BuyerAccount: "BuyerAccount",
     SigningSecret: "SigningSecret",
     Party: "Party",

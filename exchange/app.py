@@ -34,6 +34,7 @@ from exchange.auction import service as auction_service
 from exchange.auction.market import Market
 from exchange.auth.middleware import API_KEY_HEADER, ApiKeyMiddleware
 from exchange.auth.parties import KeyCache
+from exchange.console import CONSOLE_ROUTES
 from exchange.delivery import new_session
 from exchange.errors import ApiError, ErrorBody, ErrorResponse, FieldProblem
 from exchange.intake.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -300,11 +301,18 @@ def create_app(settings: Settings | None = None, *, in_process_worker: bool = Tr
         Exception: _unexpected,
     }
     app = Litestar(
-        route_handlers=[*ROUTES, metrics_endpoint] if settings.metrics_enabled else ROUTES,
+        route_handlers=[
+            *ROUTES, *CONSOLE_ROUTES, *([metrics_endpoint] if settings.metrics_enabled else [])
+        ],
         lifespan=[lifespan],
         middleware=[
             HttpMetricsMiddleware,  # outermost: times authentication too
-            DefineMiddleware(ApiKeyMiddleware, exclude=["^/health$", "^/schema", "^/metrics$", "^/v1/postbacks/"]),
+            # The console's pages resolve their session cookie themselves (a redirect to sign in,
+            # not a JSON 401); its scripts' /v1 calls go through this middleware like any other.
+            DefineMiddleware(
+                ApiKeyMiddleware,
+                exclude=["^/health$", "^/schema", "^/metrics$", "^/v1/postbacks/", "^/console(/|$)"],
+            ),
         ],
         exception_handlers=handlers,
         openapi_config=openapi,

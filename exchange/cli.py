@@ -180,6 +180,12 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     if key:
         print(f"demo supplier key (kept in {settings.var_dir}/demo_supplier_key): {key}")
     os.environ["EXCHANGE_DEMO"] = "true" if not args.no_traffic else "false"
+    # The demo traffic posts to the address served: --host and --port, when given, not only
+    # the settings' (it used to post to port 8000 whatever --port said).
+    if args.host:
+        os.environ["EXCHANGE_HOST"] = args.host
+    if args.port:
+        os.environ["EXCHANGE_PORT"] = str(args.port)
     try:
         return cmd_serve(load_settings(), args)
     finally:

@@ -24,6 +24,10 @@ DEMO_SUPPLIER_NAME = "Demo supplier"
 DEMO_KEY_FILE = "demo_supplier_key"
 TRAFFIC_START_DELAY_S = 2.0
 TRAFFIC_TIMEOUT_S = 10.0
+CALL_SHARE = 0.2  # of the demo's solar traffic: phone calls (docs/calls.md)
+CALLS_AT_ONCE_MAX = 5  # demo calls in progress at once; more are not placed
+CALL_TALK_MAX_S = 8.0  # a demo call's end is reported within this (its reported length is made up)
+CALL_MEAN_DURATION_S = 150  # reported durations: about half past a 90 s minimum
 DEMO_ZIPS = [
     ("10001", "NY"), ("11201", "NY"), ("94103", "CA"), ("90012", "CA"), ("73301", "TX"),
     ("77002", "TX"), ("33101", "FL"), ("60601", "IL"), ("85004", "AZ"), ("98101", "WA"),
@@ -148,8 +152,34 @@ async def _ping_then_post(http: aiohttp.ClientSession, lead: dict[str, Any], fie
         _log_answer("ping + post", resp.status, await resp.json())
 
 
+async def _call(http: aiohttp.ClientSession, lead: dict[str, Any], fields: list[FieldSpec], rng: random.Random) -> None:
+    """A demo phone call: pinged, connected with the lead's phone as the caller, ended a few
+    seconds later with a made-up duration (some too short to bill)."""
+    pii = {spec.name for spec in fields if spec.pii}
+    ping = {"vertical": lead["vertical"], "source": "demo-calls",
+            "fields": {k: v for k, v in lead["fields"].items() if k not in pii}}  # fmt: skip
+    async with http.post("/v1/calls", json=ping) as resp:
+        offer = await resp.json()
+    if resp.status != 200 or offer["status"] != "accepted":
+        log.info("demo call found nobody", extra={"reasons": ",".join(offer.get("reasons", []))})
+        return
+    caller = next((lead["fields"][s.name] for s in fields if s.format is FieldFormat.PHONE and s.name in lead["fields"]), None)
+    async with http.post(f"/v1/calls/{offer['call_id']}/connect", json={"caller": caller or "+14155550100"}) as resp:
+        if resp.status != 200:
+            log.info("demo call not connected", extra={"status": resp.status})
+            return
+    await asyncio.sleep(rng.uniform(1.0, CALL_TALK_MAX_S))
+    duration = int(rng.expovariate(1 / CALL_MEAN_DURATION_S))
+    answered = offer["destinations"][0]["address"]
+    async with http.post(f"/v1/calls/{offer['call_id']}/end", json={"duration_s": duration, "answered_by": answered}) as resp:
+        ended = await resp.json()
+    log.info("demo call ended %s after %d s", ended.get("status"), duration,
+             extra={"call_id": offer["call_id"], "billed": bool(ended.get("sale_id"))})  # fmt: skip
+
+
 async def traffic(settings: Settings, base_url: str, key: str) -> None:
-    """Post a fake lead every few seconds, forever (until the app stops)."""
+    """Post a fake lead every few seconds, forever (until the app stops); some solar leads
+    arrive as phone calls."""
     rng = random.Random()
     interval_s = 60.0 / max(settings.demo_leads_per_minute, 1)
     headers = {"Authorization": f"Bearer {key}"}
@@ -157,6 +187,7 @@ async def traffic(settings: Settings, base_url: str, key: str) -> None:
     timeout = aiohttp.ClientTimeout(total=TRAFFIC_TIMEOUT_S)
     async with aiohttp.ClientSession(base_url, headers=headers, timeout=timeout) as http:
         verticals: list[tuple[str, list[FieldSpec]]] = []
+        calls: set[asyncio.Task[None]] = set()
         while True:
             try:
                 if not verticals:
@@ -170,7 +201,12 @@ async def traffic(settings: Settings, base_url: str, key: str) -> None:
                         ]
                 slug, fields = rng.choice(verticals)
                 lead = fake_lead(slug, fields, rng)
-                if rng.random() < 0.5:
+                if slug == "solar" and rng.random() < CALL_SHARE:
+                    if len(calls) < CALLS_AT_ONCE_MAX:
+                        task = asyncio.create_task(_call(http, lead, fields, rng))
+                        calls.add(task)  # held until done: a task nobody holds may be collected
+                        task.add_done_callback(calls.discard)
+                elif rng.random() < 0.5:
                     await _ping_then_post(http, lead, fields)
                 else:
                     async with http.post("/v1/leads", json=lead) as resp:
@@ -216,6 +252,15 @@ DEMO_BUYERS: list[dict[str, Any]] = [
         "campaigns": [{"name": "Auto, everyone", "vertical": "auto_insurance", "price_mode": "fixed",
                        # A tight cap: past it, auto leads go unsold to the demo team.
                        "fixed_price_minor": 2200, "caps": [{"window": "hour", "max_count": 10}]}],
+    },
+    {
+        "name": "Solar Call Center", "sim": None,
+        # Phone calls (docs/calls.md): two lines; a call busy past them goes to the demo team.
+        "campaigns": [{"name": "Solar calls, west", "vertical": "solar", "price_mode": "fixed",
+                       "fixed_price_minor": 4500, "caps": [{"window": "concurrent", "max_count": 2}],
+                       "filters": [{"kind": "states_in", "field": "state",
+                                    "states": ["CA", "AZ", "TX", "NV", "CO", "WA", "OR"]}],
+                       "call": {"destination": "+14155550100", "min_duration_s": 90}}],
     },
 ]  # fmt: skip
 DEMO_BALANCE_MINOR = 10_000_000  # $100,000 each: the demo should run a long time before money runs out
@@ -427,7 +472,10 @@ async def ensure_demo_team(conn: AsyncConnection) -> bool:
             conn, PartyIn(kind=PartyKind.AGENT, name=name, team_id=team.id,
                           timezone="America/New_York"),
         )  # fmt: skip
-        profile = ProfileIn(timezone="America/New_York", tier=tier, heartbeat_ttl_s=None)
+        profile = ProfileIn(
+            timezone="America/New_York", tier=tier, heartbeat_ttl_s=None,
+            call_destination=f"sip:{name.split()[0].lower()}@demo-pbx.example.com",
+        )  # fmt: skip
         await teams.set_profile(conn, agent.id, profile, now)
     for vertical in await verticals.list_all(conn):
         await teams.set_route(conn, RouteIn(vertical=vertical.slug, team_id=team.id), now)

@@ -86,6 +86,11 @@ LEADS = Counter(
     "Leads posted (mode post or direct) or walked on by a worker (resumed): sold or unsold.",
     ["vertical", "mode", "status"],
 )
+CALLS = Counter(
+    "exchange_calls",
+    "Calls as they ended (exchange.calls): completed, short, missed, expired, unreported.",
+    ["status"],
+)
 SALES = Counter(
     "exchange_sales",
     "Sales the post walk made (delivery accepted, or pending a retry).",

@@ -76,6 +76,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # timeout and a slack (exchange.auction.walking), so the two never settle one lead.
     lead_stuck_after_s: int = 300
 
+    # Calls (exchange.calls): a caller must connect within call_ttl_s of the call's bid (a
+    # team's sequential ringing adds each agent's ring time); a connected call whose end is not
+    # reported within call_max_s is closed unbilled, so its line is not held for ever.
+    call_ttl_s: int = 60
+    call_max_s: int = 14_400
+
     # Notifications by email (exchange.notifications): the SMTP server that relays them. An
     # empty host leaves email notifications pending (retried, then failed). The password is
     # never logged.
@@ -192,7 +198,7 @@ def _check(settings: Settings) -> None:
             f"{ENV_PREFIX}DATABASE_URL must be sqlite:///path or postgresql://..., got {url!r}"
         )
     for name in ("max_body_bytes", "page_size_max", "page_size_default", "text_max_chars",
-                 "worker_heartbeat_timeout_s", "shutdown_grace_s"):  # fmt: skip
+                 "worker_heartbeat_timeout_s", "shutdown_grace_s", "call_ttl_s", "call_max_s"):  # fmt: skip
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be positive")
     if settings.lead_stuck_after_s < LEAD_STUCK_AFTER_S_MIN:

@@ -1,6 +1,7 @@
 """HTTP controllers, by who calls them. Controllers stay thin: parse, authorise, call a service."""
 
 from exchange.api.auction import ExplainController, PingController, PostController, TraceController
+from exchange.api.calls import CallController
 from exchange.api.campaigns import CampaignController
 from exchange.api.channels import CHANNEL_ROUTES
 from exchange.api.crm import CrmConnectionController, LeadCrmController
@@ -10,6 +11,7 @@ from exchange.api.leads import LeadController
 from exchange.api.notifications import AgentStreamController, NotificationController
 from exchange.api.outcomes import OutcomeController, PostbackInfoController, outcome_postback
 from exchange.api.parties import KeyController, MeController, PartyController
+from exchange.api.reports import ReportController
 from exchange.api.returns import PurchaseController, ReturnController
 from exchange.api.teams import (
     AgentController,
@@ -37,6 +39,7 @@ ROUTES = [
     PostController,
     TraceController,
     ExplainController,
+    CallController,
     CampaignController,
     BuyerAccountController,
     MyAccountController,
@@ -58,6 +61,7 @@ ROUTES = [
     outcome_postback,
     CrmConnectionController,
     LeadCrmController,
+    ReportController,
     *CHANNEL_ROUTES,
 ]
 

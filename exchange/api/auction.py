@@ -15,7 +15,7 @@ from exchange.auth.middleware import allow
 from exchange.auth.parties import PartyKind, Principal
 from exchange.errors import forbidden, not_found
 from exchange.intake.service import IDEMPOTENCY_REPLAY_HEADER
-from exchange.store.tables import leads, pings
+from exchange.store.tables import calls, leads, pings
 
 
 def auction_of(request: Request) -> service.Context:
@@ -99,6 +99,8 @@ async def _trace(request: Request, *, lead_id: uuid.UUID | None, ping_id: uuid.U
             score, priority = row.score, row.priority
         else:
             row = (await conn.execute(sa.select(pings.c.supplier_id, pings.c.lead_id).where(pings.c.id == ping_id))).first()
+            if row is None:  # a call ping (exchange.calls) is traced under the call's id
+                row = (await conn.execute(sa.select(calls.c.supplier_id, calls.c.lead_id).where(calls.c.id == ping_id))).first()
             if row is None:
                 raise not_found("ping")
             supplier_id, lead_id = row.supplier_id, row.lead_id

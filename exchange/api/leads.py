@@ -14,6 +14,7 @@ from exchange.auction import service as auction
 from exchange.auction.messages import PostOut
 from exchange.auth.middleware import allow
 from exchange.auth.parties import PartyKind, Principal
+from exchange.channels.names import LeadChannel
 from exchange.errors import forbidden, not_found
 from exchange.intake import service
 from exchange.intake.messages import LeadIn, LeadView
@@ -54,19 +55,30 @@ class LeadController(Controller):
             headers=headers,
         )
 
-    @get(guards=[allow(PartyKind.SUPPLIER)], summary="My leads, oldest first")
+    @get(
+        guards=[allow(PartyKind.SUPPLIER)],
+        summary="My leads, oldest first",
+        description=(
+            "Each shows its `channel` (`api` for the native API). Filter with `channel` (`api`, "
+            "`form`, `google_ads`, `meta`, `csv`, `email`, `call`)."
+        ),
+    )
     async def list_leads(
         self,
         request: Request,
         limit: FromQuery[int | None] = None,
         after: FromQuery[uuid.UUID | None] = None,
         supplier_id: FromQuery[uuid.UUID | None] = None,
+        channel: FromQuery[LeadChannel | None] = None,
     ) -> Page:
         principal: Principal = request.user
         size = page_limit(settings_of(request), limit)
         supplier_id = own_supplier(principal, supplier_id, "leads")
         async with db_of(request).read() as conn:
-            items = await service.list_leads(conn, supplier_id=supplier_id, limit=size, after=after)
+            items = await service.list_leads(
+                conn, supplier_id=supplier_id, limit=size, after=after,
+                channel=channel.value if channel is not None else None,
+            )  # fmt: skip
         if not principal.is_operator:
             items = [_without_score(item) for item in items]
         return Page(items=items, next_after=items[-1].lead_id if len(items) == size else None)

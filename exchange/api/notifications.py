@@ -62,7 +62,8 @@ class AgentStreamController(Controller):
     @get(
         "/me/stream",
         guards=[allow(PartyKind.AGENT)],
-        summary="My offers, assignments and rescinded offers as they happen (Server-Sent Events)",
+        summary="My offers, assignments and rescinded offers as they happen (Server-Sent Events); "
+        "a reconnect with Last-Event-ID first gets what it missed",
     )
     async def stream(self, request: Request, seconds: FromQuery[int | None] = None) -> ServerSentEvent:
         if request.user.kind is not PartyKind.AGENT:
@@ -73,4 +74,7 @@ class AgentStreamController(Controller):
                            fields=[FieldProblem("query.seconds",
                                                 f"between 1 and {int(stream.CONNECTION_MAX_S)}")])  # fmt: skip
         redis_url = settings_of(request).redis_url
-        return ServerSentEvent(stream.events(redis_url, str(request.user.party_id), max_s=max_s))
+        # What an EventSource sends on reconnect; a malformed one is replayed as unknown.
+        last_event_id = request.headers.get("last-event-id")
+        return ServerSentEvent(stream.events(redis_url, str(request.user.party_id),
+                                             last_event_id=last_event_id, max_s=max_s))  # fmt: skip

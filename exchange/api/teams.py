@@ -62,10 +62,34 @@ class TeamRouteController(Controller):
     tags = ["teams"]
     guards = [allow()]
 
-    @put(summary="Send a vertical's unsold leads (optionally from one source) to a team")
+    @put(
+        summary="Send a vertical's unsold leads (optionally from one source, one channel) to a team",
+        description=(
+            "The most specific route takes a lead: one naming its source before one for every "
+            "source, then one naming its channel (`api`, `form`, `google_ads`, `meta`, `csv`, "
+            "`email`, `call`) before one for every channel. Putting a route again for the same "
+            "(vertical, source, channel) changes its team."
+        ),
+    )
     async def set_route(self, request: Request, data: JSONBody[RouteIn]) -> Route:
         async with db_of(request).write() as conn:
             return await service.set_route(conn, data, _now())
+
+    @get(summary="Team routes, in id order")
+    async def list_routes(
+        self,
+        request: Request,
+        vertical: FromQuery[str | None] = None,
+        team_id: FromQuery[uuid.UUID | None] = None,
+        limit: FromQuery[int | None] = None,
+        after: FromQuery[uuid.UUID | None] = None,
+    ) -> Page:
+        size = page_limit(settings_of(request), limit)
+        async with db_of(request).read() as conn:
+            items = await service.list_routes(
+                conn, vertical=vertical, team_id=team_id, limit=size, after=after
+            )
+        return Page(items=items, next_after=items[-1].id if len(items) == size else None)
 
 
 class AgentController(Controller):

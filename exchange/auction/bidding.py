@@ -46,12 +46,15 @@ async def _run_auction(
     ping_id: uuid.UUID,
     conn: AsyncConnection | None = None,
     score: LeadScore | None = None,
+    calls: bool = False,
 ) -> _Auction:
     """``conn``: read in the caller's transaction (one that pings nobody), not a new one.
     ``score``: the lead's (None: its vertical scores nothing), for campaigns' score filters;
-    buyers are pinged with the lead's fields only."""
+    buyers are pinged with the lead's fields only. ``calls``: a call's auction, among the
+    campaigns that buy calls (exchange.calls) instead of those that buy leads."""
     match = fields if score is None else with_score(fields, score.score, score.priority)
-    candidates = market.index.candidates(market.slug, match)
+    index = market.call_index if calls else market.index
+    candidates = index.candidates(market.slug, match) if index is not None else []
     wanted = [w for c in candidates for w in _windows(c, now)]
     buyer_ids = {c.buyer_id for c in candidates}
     if conn is not None:
@@ -158,7 +161,7 @@ async def _run_auction(
     return _Auction(
         ranked=ranked,
         entries=entries,
-        excluded_by_index=len(market.rules) - len(candidates),
+        excluded_by_index=(len(market.calls) if calls else len(market.rules) - len(market.calls)) - len(candidates),
         currency=market.currency,
         score=score,
     )

@@ -25,6 +25,7 @@ from exchange.intake import verticals as vertical_store
 from exchange.intake.ratelimit import RateLimiter, retry_after_header
 from exchange.matching import CampaignRules
 from exchange.matching.caps import window_key
+from exchange.matching.eligibility import caps_now
 from exchange.settings import Settings
 from exchange.store.db import Database
 
@@ -126,7 +127,7 @@ async def _rate_limit(ctx: Context, supplier_id: uuid.UUID) -> None:
 
 
 def _windows(campaign: CampaignRules, now: dt.datetime) -> list[tuple[str, str]]:
-    return [(campaign.campaign_id, window_key(c.window, campaign.timezone, now)) for c in campaign.caps]
+    return [(campaign.campaign_id, window_key(c.window, campaign.timezone, now)) for c in caps_now(campaign, now)]
 
 
 # slug -> (the market it was read with, the vertical): a vertical is read again whenever its

@@ -117,7 +117,7 @@ async def direct_post(
 def _pings_buyers(market: VerticalMarket) -> bool:
     """Whether an auction in this market may ping a buyer (a live-bid campaign); worked out
     once per loaded market."""
-    return derived(market, "pings_buyers", lambda m: any(r.price_mode is PriceMode.LIVE for r in m.rules.values()))
+    return derived(market, "pings_buyers", lambda m: any(r.price_mode is PriceMode.LIVE and not r.calls for r in m.rules.values()))
 
 
 class Explanation(msgspec.Struct, kw_only=True):

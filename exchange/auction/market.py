@@ -26,6 +26,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from exchange.calls.terms import CallTerms
 from exchange.matching import CampaignIndex, CampaignRules, PriceMode
 from exchange.matching.caps import Cap
 from exchange.matching.filters import Filter
@@ -64,6 +65,10 @@ class VerticalMarket(msgspec.Struct, frozen=True):
     # empty (the usual case): the auction does no conversion work at all.
     by_conversion: frozenset[str] = frozenset()
     conversion_floors: dict[str, int] = {}  # campaign id -> its floor, for by_conversion
+    # Campaigns that buy calls (exchange.calls), apart: ``index`` holds only the others, so a
+    # lead never meets a call campaign nor pays for skipping one. None: no call campaigns.
+    call_index: CampaignIndex | None = None
+    calls: dict[str, CallTerms] = {}  # campaign id -> its call terms
 
 
 # (what, slug) -> (the snapshot it was worked out from, the value): see ``derived``.
@@ -98,6 +103,7 @@ def campaign_rules(row: sa.Row, slug: str) -> CampaignRules:
         floor_minor=row.floor_minor,
         max_sells=row.max_sells,
         tier=row.tier,
+        calls=row.call is not None,
     )
 
 
@@ -328,10 +334,11 @@ class Market:
 
         def build() -> VerticalMarket:
             rules = {str(row.id): campaign_rules(row, slug) for row in rows}
+            call_rules = [r for r in rules.values() if r.calls]
             return VerticalMarket(
                 vertical_id=vertical_id,
                 slug=slug,
-                index=CampaignIndex(rules.values()),
+                index=CampaignIndex(r for r in rules.values() if not r.calls),
                 rules=rules,
                 endpoints={str(row.id): row.endpoints for row in rows},
                 buyers=terms,
@@ -348,6 +355,12 @@ class Market:
                     str(row.id): row.conversion_floor_pct
                     for row in rows
                     if row.rank_by_conversion and str(row.buyer_id) in teams
+                },
+                call_index=CampaignIndex(call_rules) if call_rules else None,
+                calls={
+                    str(row.id): msgspec.convert(row.call, CallTerms)
+                    for row in rows
+                    if row.call is not None
                 },
             )
 

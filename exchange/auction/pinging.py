@@ -42,6 +42,7 @@ from exchange.intake import service as intake
 from exchange.intake.messages import LeadIn
 from exchange.intake.validate import Stage, validate_lead
 from exchange.matching.caps import breach_details
+from exchange.matching.eligibility import caps_now
 from exchange.scoring.store import score_lead
 from exchange.store.db import Database, insert_for
 from exchange.store.tables import (
@@ -117,36 +118,8 @@ async def _hold_and_write_ping(
     caller's write transaction. ``posting_lead_id``: the ping is posted in this same
     transaction (a direct post), so it is written already ``posting`` for that lead."""
     ttl = dt.timedelta(milliseconds=ctx.settings.ping_ttl_ms)
+    offer, holds = await hold_offer(conn, market, auction, now, ttl, test=test)
     ranked = auction.ranked
-    holds: list[cap_store.Hold] = []
-    # Hold capacity for the offered bids; a bid whose cap filled up since we read the usage
-    # is dropped and the offer is rebuilt from what is left.
-    for _ in range(ranked.max_sells + len(ranked.candidates()) + 1):
-        offer = build_offer(ranked, now, ttl)
-        if offer is None or test:
-            break
-        lost = None
-        for bid in sorted(offer.bids, key=lambda b: b.campaign_id):
-            if any(h.campaign_id == bid.campaign_id for h in holds):
-                continue
-            campaign = market.rules[bid.campaign_id]
-            candidate = next(c for c in ranked.candidates() if c.campaign_id == bid.campaign_id)
-            reserved = await cap_store.reserve(
-                conn, campaign.campaign_id, campaign.caps, campaign.timezone, candidate.bid.amount_minor, now
-            )
-            if isinstance(reserved, list):
-                holds.extend(reserved)
-                continue
-            entry = auction.entries[bid.campaign_id]
-            entry.reason = reserved.reason
-            entry.details.update(breach_details(reserved))
-            lost = bid.campaign_id
-            break
-        if lost is None:
-            break
-        ranked = _without(ranked, lost)
-    offer = build_offer(ranked, now, ttl)
-    auction.ranked = ranked
     status = PING_OPEN if offer is not None else PING_UNMATCHED
     if posting_lead_id is not None:
         status = PING_POSTING
@@ -186,6 +159,49 @@ async def _hold_and_write_ping(
         )
     await _write_trace(conn, ping_id, "ping", auction, now)
     return Held(ping_id=ping_id, auction=auction, offer=offer, holds=holds)
+
+
+async def hold_offer(
+    conn: AsyncConnection,
+    market: VerticalMarket,
+    auction: _Auction,
+    now: dt.datetime,
+    ttl: dt.timedelta,
+    *,
+    test: bool,
+) -> tuple[PingOffer | None, list[cap_store.Hold]]:
+    """Hold capacity for the offered bids (a test holds none); a bid whose cap filled up since
+    the usage was read is dropped, with its reason in the trace, and the offer is rebuilt from
+    what is left. ``auction.ranked`` becomes what the offer was built from."""
+    ranked = auction.ranked
+    holds: list[cap_store.Hold] = []
+    for _ in range(ranked.max_sells + len(ranked.candidates()) + 1):
+        offer = build_offer(ranked, now, ttl)
+        if offer is None or test:
+            break
+        lost = None
+        for bid in sorted(offer.bids, key=lambda b: b.campaign_id):
+            if any(h.campaign_id == bid.campaign_id for h in holds):
+                continue
+            campaign = market.rules[bid.campaign_id]
+            candidate = next(c for c in ranked.candidates() if c.campaign_id == bid.campaign_id)
+            reserved = await cap_store.reserve(
+                conn, campaign.campaign_id, caps_now(campaign, now), campaign.timezone,
+                candidate.bid.amount_minor, now,
+            )  # fmt: skip
+            if isinstance(reserved, list):
+                holds.extend(reserved)
+                continue
+            entry = auction.entries[bid.campaign_id]
+            entry.reason = reserved.reason
+            entry.details.update(breach_details(reserved))
+            lost = bid.campaign_id
+            break
+        if lost is None:
+            break
+        ranked = _without(ranked, lost)
+    auction.ranked = ranked
+    return build_offer(ranked, now, ttl), holds
 
 
 def _ping_out(held: Held, market: VerticalMarket, fields: Mapping[str, Any], now: dt.datetime) -> PingOut:

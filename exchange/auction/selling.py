@@ -91,11 +91,14 @@ async def start_sale(
     max_sells: int,
     now: dt.datetime,
     first_attempt_lease: dt.timedelta | None = None,
+    delivered: bool = False,
 ) -> tuple[Started, list[cap_store.Hold]] | Refused:
     """Call inside a write transaction; on Refused the caller rolls back nothing it needs.
     ``first_attempt_lease``: the caller makes the first delivery attempt right after the
-    commit; the delivery is written with that attempt taken, leased for this long."""
-    if not await funds.lock_and_check(conn, campaign.buyer_id, price_minor):
+    commit; the delivery is written with that attempt taken, leased for this long.
+    ``delivered``: the buyer already has what it pays for (a call it took and kept long
+    enough): it is charged whatever its money says now, like an accepted delivery."""
+    if not delivered and not await funds.lock_and_check(conn, campaign.buyer_id, price_minor):
         return Refused(reason=reasons.INSUFFICIENT_BALANCE, details={"price_minor": price_minor})
     new_holds: list[cap_store.Hold] = []
     if not held:

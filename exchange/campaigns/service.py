@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.auth.parties import PartyKind, get_party
+from exchange.calls.terms import CallTerms, terms_problems
 from exchange.delivery import BuyerEndpoints
 from exchange.delivery.config import URL_MASK
 from exchange.errors import FieldProblem, not_found, validation_error
@@ -107,6 +108,9 @@ class CampaignIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Its fairness floor: however poorly it converts, its ranking value keeps at least this % of
     # its price (100: conversion can only raise it).
     conversion_floor_pct: Annotated[int, msgspec.Meta(ge=0, le=100)] = CONVERSION_FLOOR_PCT_DEFAULT
+    # Set: the campaign buys calls, and only calls (exchange.calls; docs/calls.md): where they
+    # ring and how long one must last to be billed. Fixed when the campaign is created.
+    call: CallTerms | None = None
     # Operators only: the buyer (or team) the campaign is for. A buyer's own key may omit it.
     buyer_id: uuid.UUID | None = None
 
@@ -132,6 +136,7 @@ class Campaign(msgspec.Struct, kw_only=True):
     returns: ReturnPolicy
     rank_by_conversion: bool
     conversion_floor_pct: int
+    call: CallTerms | None
     version: int
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -157,6 +162,7 @@ def rules_of(campaign: Campaign) -> CampaignRules:
         floor_minor=campaign.floor_minor,
         max_sells=campaign.max_sells,
         tier=campaign.tier,
+        calls=campaign.call is not None,
     )
 
 
@@ -193,6 +199,7 @@ def _campaign(row: sa.Row) -> Campaign:
         returns=policy_of(row),
         rank_by_conversion=row.rank_by_conversion,
         conversion_floor_pct=row.conversion_floor_pct,
+        call=msgspec.convert(row.call, CallTerms) if row.call is not None else None,
         version=row.version,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -311,6 +318,8 @@ def _check(data: CampaignIn, timezone: str, fields: Sequence[Any] | None) -> Pro
         price_mode=data.price_mode,
         fixed_price_minor=data.fixed_price_minor,
         floor_minor=data.floor_minor,
+        max_sells=data.max_sells,
+        calls=data.call is not None,
     )
     problems = validate_campaign(rules, fields or [])
     fixed = data.price_mode is PriceMode.FIXED
@@ -341,6 +350,8 @@ def _check_endpoints(
 ) -> tuple[dict[str, Any] | None, Problems]:
     """The endpoints to store (secrets restored, normalised) and their problems."""
     live = data.price_mode is PriceMode.LIVE
+    if data.call is not None and not live and data.endpoints is not None:
+        return None, [("endpoints", "a fixed-price call campaign is neither pinged nor posted: its calls ring")]
     if data.endpoints is None:
         if live:
             return None, [("endpoints", "a live-bid campaign needs endpoints with a ping config")]
@@ -372,6 +383,8 @@ async def _buyer_timezone(
     if data.rank_by_conversion and buyer.kind is not PartyKind.TEAM:
         reason = "only a team's campaigns are ranked by conversion (a buyer's depend on reporting)"
         problems.append(("rank_by_conversion", reason))
+    if data.call is not None:
+        problems += terms_problems(data.call, for_team=buyer.kind is PartyKind.TEAM)
     return buyer.timezone
 
 
@@ -395,6 +408,7 @@ def _columns(data: CampaignIn, timezone: str, endpoints: dict[str, Any] | None) 
         "max_return_rate_bps": data.returns.max_rate_bps,
         "rank_by_conversion": data.rank_by_conversion,
         "conversion_floor_pct": data.conversion_floor_pct,
+        "call": msgspec.to_builtins(data.call) if data.call is not None else None,
     }
 
 
@@ -460,6 +474,10 @@ async def replace(conn: AsyncConnection, campaign_id: uuid.UUID, data: CampaignI
     if data.vertical != row.vertical_slug:
         reason = f"a campaign's vertical cannot change; it is {row.vertical_slug!r}"
         problems.append(("vertical", reason))
+    if (data.call is None) != (row.call is None):
+        # Its counters (calls at once, leads per window) mean one thing or the other.
+        kind = "calls" if row.call is not None else "leads"
+        problems.append(("call", f"a campaign cannot switch between calls and leads; it buys {kind}"))
     _, columns = await _validated(conn, data, row.buyer_id, problems, row.endpoints)
     await conn.execute(
         campaigns.update()

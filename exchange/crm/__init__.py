@@ -14,6 +14,7 @@ service   connections (secrets never shown back) and a lead's sync status, for t
 from exchange.crm.messages import EVENT_ASSIGNED as ASSIGNED
 from exchange.crm.messages import EVENT_SOLD as SOLD
 from exchange.crm.messages import OUTCOME_PREFIX
+from exchange.crm.messages import assigned_event as assigned
 from exchange.crm.outbox import record
 
 
@@ -22,4 +23,4 @@ def outcome(kind: str) -> str:
     return OUTCOME_PREFIX + kind
 
 
-__all__ = ["ASSIGNED", "SOLD", "outcome", "record"]
+__all__ = ["ASSIGNED", "SOLD", "assigned", "outcome", "record"]

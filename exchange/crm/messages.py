@@ -67,8 +67,21 @@ class CrmConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_d
         return wants(self.events, event)
 
 
+def assigned_event(owner_number: int) -> str:
+    """The event of a lead's ``owner_number``-th owner (1: its first): ``assigned``, then
+    ``assigned:2``... A lead has one row per (connection, event), so each new owner (an SLA
+    reassignment) is its own push; each is sent as ``assigned`` with the owner of the time."""
+    return EVENT_ASSIGNED if owner_number <= 1 else f"{EVENT_ASSIGNED}:{owner_number}"
+
+
+def base_event(event: str) -> str:
+    """What an event is to a connection and a CRM: ``assigned:2`` is ``assigned``."""
+    return EVENT_ASSIGNED if event.startswith(EVENT_ASSIGNED + ":") else event
+
+
 def wants(events: list[str] | tuple[str, ...], event: str) -> bool:
     """Whether a connection with these ``events`` takes ``event``."""
+    event = base_event(event)
     return event in events or (event.startswith(OUTCOME_PREFIX) and ALL_OUTCOMES in events)
 
 

@@ -44,6 +44,7 @@ from exchange.crm.messages import (
     SYNCED,
     CrmConfig,
     CrmKind,
+    base_event,
 )
 from exchange.delivery import transport
 from exchange.delivery.outbox import backoff_ms
@@ -250,7 +251,9 @@ async def lead_view(
     conn: Any, lead_id: uuid.UUID, event: str, party_id: uuid.UUID
 ) -> LeadView | None:
     """The lead and the event's details as ``party_id`` (its buyer or owning team) sees them;
-    None when the lead, or the party's part in the event, cannot be found."""
+    None when the lead, or the party's part in the event, cannot be found. A later owner's
+    ``assigned:<n>`` is shown as ``assigned``, with the lead's owner at the time of sending."""
+    event = base_event(event)
     lead = (
         await conn.execute(
             sa.select(leads, verticals.c.slug, lead_pii.c.pii)

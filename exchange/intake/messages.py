@@ -61,6 +61,8 @@ class LeadView(msgspec.Struct, kw_only=True, omit_defaults=True):
     supplier_id: uuid.UUID
     created_at: dt.datetime
     fields: dict[str, Any]
+    # How it arrived: api (the native ping/post API), form, google_ads, meta, csv, email, call.
+    channel: str
     pii: dict[str, Any] | None = None
     source: str | None = None
     sub_ids: SubIds | None = None

@@ -17,6 +17,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from exchange.channels.names import channel_is, channel_name
 from exchange.errors import ApiError, FieldProblem
 from exchange.intake import verticals
 from exchange.intake.messages import Consent, LeadIn, LeadView, SourcedLeadIn, SubIds
@@ -259,6 +260,7 @@ async def list_leads(
     supplier_id: uuid.UUID | None,
     limit: int,
     after: uuid.UUID | None,
+    channel: str | None = None,
 ) -> list[LeadView]:
     query = (
         sa.select(leads, verticals_table.c.slug)
@@ -270,6 +272,8 @@ async def list_leads(
         query = query.where(leads.c.supplier_id == supplier_id)
     if after is not None:
         query = query.where(leads.c.id > after)
+    if channel is not None:
+        query = query.where(channel_is(leads.c.channel, channel))
     return [_view(row, None) for row in await conn.execute(query)]
 
 
@@ -281,6 +285,7 @@ def _view(row: sa.Row, pii: dict | None) -> LeadView:
         supplier_id=row.supplier_id,
         created_at=row.created_at,
         fields=row.fields,
+        channel=channel_name(row.channel),
         pii=pii,
         source=row.source,
         sub_ids=msgspec.convert(row.sub_ids, SubIds) if row.sub_ids else None,

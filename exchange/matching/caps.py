@@ -33,6 +33,14 @@ class CapWindow(str, enum.Enum):
     DAY = "day"
     WEEK = "week"
     MONTH = "month"
+    # Calls at once (call campaigns only): not a stretch of time but the lines in use. A call
+    # takes a line when it is offered and gives it back when it ends (exchange.calls).
+    CONCURRENT = "concurrent"
+
+
+CONCURRENT_KEY = CapWindow.CONCURRENT.value  # its one window: the calls in progress now
+# The windows that are stretches of time on the campaign's wall clock.
+TIME_WINDOWS = (CapWindow.HOUR, CapWindow.DAY, CapWindow.WEEK, CapWindow.MONTH)
 
 
 class Cap(
@@ -64,6 +72,8 @@ def _next_local_day(window: CapWindow, first: dt.date) -> dt.date:
 
 def window_bounds(window: CapWindow, tz: str, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     """[start, end) in UTC of the ``window`` that contains ``now``, on ``tz``'s wall clock."""
+    if window is CapWindow.CONCURRENT:
+        raise ValueError("the concurrent window is the calls in progress, not a stretch of time")
     now = require_aware(now)
     zone_info = zone(tz)
     local = now.astimezone(zone_info)
@@ -90,6 +100,8 @@ def window_key(window: CapWindow, tz: str, now: dt.datetime) -> str:
     The memo is keyed by ``now`` in UTC: two wall times of one zone that differ only in ``fold``
     (the repeated fall-back hour) compare and hash equal, two UTC instants never do.
     """
+    if window is CapWindow.CONCURRENT:
+        return CONCURRENT_KEY
     if now.tzinfo is not UTC:  # the usual ``now`` is already UTC: skip the conversion
         now = require_aware(now)
     return _window_key(window, tz, now)
@@ -144,13 +156,23 @@ def cap_reason(
     return None if breach is None else breach.reason
 
 
-def validate_caps(caps: Sequence[Cap], *, path: str = "caps") -> list[tuple[str, str]]:
+def validate_caps(
+    caps: Sequence[Cap], *, path: str = "caps", calls: bool = False
+) -> list[tuple[str, str]]:
+    """``calls``: the campaign buys calls (only those may cap calls at once)."""
     problems: list[tuple[str, str]] = []
     if len(caps) > CAPS_MAX:
         problems.append((path, f"at most {CAPS_MAX} caps"))
     seen: dict[CapWindow, int] = {}
     for i, cap in enumerate(caps):
-        if cap.max_count is None and cap.max_spend_minor is None:
+        if cap.window is CapWindow.CONCURRENT:
+            if not calls:
+                problems.append((f"{path}[{i}].window", "calls at once: for call campaigns only"))
+            if cap.max_spend_minor is not None:
+                problems.append((f"{path}[{i}].max_spend_minor", "a concurrent cap counts calls, not money"))
+            if cap.max_count is None:
+                problems.append((f"{path}[{i}].max_count", "the most calls at once"))
+        elif cap.max_count is None and cap.max_spend_minor is None:
             problems.append((f"{path}[{i}]", "give max_count, max_spend_minor or both"))
         if cap.window in seen:
             problems.append((f"{path}[{i}].window", f"same window as {path}[{seen[cap.window]}]"))

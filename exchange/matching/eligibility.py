@@ -25,7 +25,15 @@ import msgspec
 
 from exchange import reasons
 from exchange.intake.fields import FieldSpec
-from exchange.matching.caps import CAPS_MAX, Cap, Usage, breach_details, cap_breach, validate_caps
+from exchange.matching.caps import (
+    CAPS_MAX,
+    Cap,
+    CapWindow,
+    Usage,
+    breach_details,
+    cap_breach,
+    validate_caps,
+)
 from exchange.matching.filters import (
     FILTERS_MAX,
     Expression,
@@ -35,7 +43,13 @@ from exchange.matching.filters import (
     validate_filters,
 )
 from exchange.matching.localtime import require_aware, timezone_problem
-from exchange.matching.schedule import Schedule, is_open, next_open, validate_schedule
+from exchange.matching.schedule import (
+    Schedule,
+    is_open,
+    next_open,
+    open_interval,
+    validate_schedule,
+)
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 TIER_MAX = 10
@@ -67,6 +81,9 @@ class CampaignRules(
     # buyers in all. The auction enforces it (exclusivity_conflict), not eligibility.
     max_sells: Annotated[int, msgspec.Meta(ge=1, le=MAX_SELLS_MAX)] = 1
     tier: Annotated[int, msgspec.Meta(ge=1, le=TIER_MAX)] = 1  # 1 is tried first
+    # It buys calls, and only calls (exchange.calls); a lead of any other channel never sees
+    # it, and it never sees them.
+    calls: bool = False
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
@@ -106,7 +123,7 @@ def evaluate(
     if already_bought:
         return excluded(reasons.DUPLICATE)
     price = least_price_minor(campaign)
-    breach = cap_breach(campaign.caps, usage, price, campaign.timezone, now)
+    breach = cap_breach(caps_now(campaign, now), usage, price, campaign.timezone, now)
     if breach is not None:
         return excluded(breach.reason, **breach_details(breach))
     if not buyer_can_pay:
@@ -121,6 +138,18 @@ def evaluate(
             "tier": campaign.tier,
         },
     )
+
+
+def caps_now(campaign: CampaignRules, now: dt.datetime) -> tuple[Cap, ...]:
+    """The caps that hold at ``now``: a call campaign's schedule may say how many calls it takes
+    at once in the interval open now (its lines staffed then), over its concurrent cap."""
+    if not campaign.calls or campaign.schedule is None:
+        return campaign.caps
+    interval = open_interval(campaign.schedule, now)
+    if interval is None or interval.max_concurrent is None:
+        return campaign.caps
+    lines = Cap(window=CapWindow.CONCURRENT, max_count=interval.max_concurrent)
+    return (*(c for c in campaign.caps if c.window is not CapWindow.CONCURRENT), lines)
 
 
 def lead_independent_exclusion(campaign: CampaignRules, now: dt.datetime) -> Decision | None:
@@ -167,7 +196,16 @@ def validate_campaign(
         problems.append(("fixed_price_minor", "a live-bid campaign takes no fixed price"))
     if campaign.schedule is not None:
         problems += validate_schedule(campaign.schedule)
+        if not campaign.calls:
+            problems += [
+                (f"schedule.days.{day}[{i}].max_concurrent", "calls at once: for call campaigns only")
+                for day, intervals in campaign.schedule.days.items()
+                for i, interval in enumerate(intervals)
+                if interval.max_concurrent is not None
+            ]
     problems += validate_filters(campaign.filters, vertical_fields)
-    problems += validate_caps(campaign.caps)
+    problems += validate_caps(campaign.caps, calls=campaign.calls)
+    if campaign.calls and campaign.max_sells != 1:
+        problems.append(("max_sells", "a call goes to one buyer: call campaigns buy exclusively"))
     return problems
 

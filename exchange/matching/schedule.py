@@ -20,6 +20,7 @@ import msgspec
 from exchange.matching.localtime import UTC, first_instant_at, require_aware, timezone_problem, zone
 
 MINUTES_PER_DAY = 1440
+MAX_CONCURRENT_CALLS = 100_000
 INTERVALS_PER_DAY_MAX = 24
 # next_open looks this far ahead: a week plus a day covers every weekday and a crossing interval.
 NEXT_OPEN_SEARCH_DAYS = 8
@@ -28,9 +29,12 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-class Interval(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Interval(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     start: Annotated[int, msgspec.Meta(ge=0, lt=MINUTES_PER_DAY)]
     end: Annotated[int, msgspec.Meta(ge=0, le=MINUTES_PER_DAY)]
+    # Call campaigns: the most calls at once during this interval (the lines staffed then);
+    # None: the campaign's concurrent cap, if any.
+    max_concurrent: Annotated[int, msgspec.Meta(ge=0, le=MAX_CONCURRENT_CALLS)] | None = None
 
     @property
     def crosses_midnight(self) -> bool:
@@ -49,21 +53,31 @@ def always_open(schedule: Schedule) -> bool:
     return not any(schedule.days.values())
 
 
-def _open_at(schedule: Schedule, local: dt.datetime) -> bool:
+def _interval_at(schedule: Schedule, local: dt.datetime) -> Interval | None:
+    """The interval open at the local wall time ``local``, or None."""
     minute = local.hour * 60 + local.minute
-    today = WEEKDAYS[local.weekday()]
-    yesterday = WEEKDAYS[(local.weekday() - 1) % 7]
-    for interval in schedule.days.get(today, ()):
+    for interval in schedule.days.get(WEEKDAYS[local.weekday()], ()):
         if interval.crosses_midnight:
             if minute >= interval.start:
-                return True
+                return interval
         elif interval.start <= minute < interval.end:
-            return True
+            return interval
     # The after-midnight part of yesterday's crossing intervals.
-    return any(
-        interval.crosses_midnight and minute < interval.end
-        for interval in schedule.days.get(yesterday, ())
-    )
+    for interval in schedule.days.get(WEEKDAYS[(local.weekday() - 1) % 7], ()):
+        if interval.crosses_midnight and minute < interval.end:
+            return interval
+    return None
+
+
+def _open_at(schedule: Schedule, local: dt.datetime) -> bool:
+    return _interval_at(schedule, local) is not None
+
+
+def open_interval(schedule: Schedule | None, now: dt.datetime) -> Interval | None:
+    """The interval ``now`` falls in (None when closed, or when there is no schedule)."""
+    if schedule is None or always_open(schedule):
+        return None
+    return _interval_at(schedule, require_aware(now).astimezone(zone(schedule.timezone)))
 
 
 def is_open(schedule: Schedule | None, now: dt.datetime) -> bool:

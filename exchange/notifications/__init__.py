@@ -5,7 +5,9 @@
   ``send_notifications`` actor.
 - ``sender``: email through SMTP and a signed generic webhook (SMS and WhatsApp relays), with
   exponential backoff, then ``failed`` (visible through the API and a Prometheus counter).
-- ``stream``: the agents' Server-Sent Events (in-process, or Redis pub/sub across processes).
+- ``stream``: the agents' Server-Sent Events (in-process, or a Redis Stream per agent across
+  processes), each event with an id, the recent ones replayed after a reconnect (Last-Event-ID).
+- ``unowned``: the sweep that tells managers of leads nobody owns ``unowned_minutes`` after routing.
 - ``templates``: per-team text over a fixed set of non-PII placeholders.
 
 See docs/notifications.md.

@@ -10,10 +10,15 @@ import msgspec
 
 from exchange.notifications.templates import BODY_MAX_CHARS, SUBJECT_MAX_CHARS
 
-Event = Literal["offered", "assigned", "reassigned"]
+AgentEvent = Literal["offered", "assigned", "reassigned"]
+# ``unowned``: managers only, a lead still without an owner ``unowned_minutes`` after routing.
+Event = Literal["offered", "assigned", "reassigned", "unowned"]
 Channel = Literal["email", "webhook"]
 Status = Literal["pending", "sent", "failed"]
-EVENTS: tuple[str, ...] = ("offered", "assigned", "reassigned")
+EVENTS: tuple[str, ...] = ("offered", "assigned", "reassigned")  # what an agent hears of
+UNOWNED = "unowned"
+MANAGER_EVENTS: tuple[str, ...] = (*EVENTS, UNOWNED)
+UNOWNED_MINUTES_MAX = 24 * 60
 MANAGERS_MAX = 20
 EMAIL_MAX_CHARS = 320
 URL_MAX_CHARS = 1_000
@@ -23,14 +28,15 @@ SCORE_MAX = 100
 
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=EMAIL_MAX_CHARS,
                                     pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]  # fmt: skip
-Events = Annotated[list[Event], msgspec.Meta(max_length=len(EVENTS))]
+AgentEvents = Annotated[list[AgentEvent], msgspec.Meta(max_length=len(EVENTS))]
+Events = Annotated[list[Event], msgspec.Meta(max_length=len(MANAGER_EVENTS))]
 Channels = Annotated[list[Channel], msgspec.Meta(max_length=2)]
 
 
 class AgentRule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """What the agent an event is about hears, and how (its profile's ``email``)."""
 
-    events: Events = msgspec.field(default_factory=lambda: list(EVENTS))
+    events: AgentEvents = msgspec.field(default_factory=lambda: list(EVENTS))
     channels: Channels = msgspec.field(default_factory=lambda: ["email"])
 
 
@@ -58,12 +64,15 @@ class Template(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class NotificationConfigIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A team's notifications: ``templates[event][channel]`` overrides the default text."""
+    """A team's notifications: ``templates[event][channel]`` overrides the default text.
+    ``unowned_minutes``: managers whose events include ``unowned`` hear of each lead routed to
+    the team that has no owner (queued or only offered) this many minutes later."""
 
     agent: AgentRule | None = msgspec.field(default_factory=AgentRule)
     managers: Annotated[list[ManagerRule], msgspec.Meta(max_length=MANAGERS_MAX)] = []
     webhook: Webhook | None = None
     templates: dict[Event, dict[Channel, Template]] = {}
+    unowned_minutes: Annotated[int, msgspec.Meta(ge=1, le=UNOWNED_MINUTES_MAX)] | None = None
 
 
 class WebhookOut(msgspec.Struct, kw_only=True):
@@ -76,6 +85,7 @@ class NotificationConfig(msgspec.Struct, kw_only=True):
     managers: list[ManagerRule]
     webhook: WebhookOut | None
     templates: dict[Event, dict[Channel, Template]]
+    unowned_minutes: int | None
     updated_at: dt.datetime
 
 

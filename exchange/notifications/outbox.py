@@ -1,7 +1,8 @@
 """The notification outbox: rows written in the transaction of the offer or assignment they
 tell of, handed to a worker (and the live stream) once that transaction commits.
 
-Hooks (``offered``, ``owned``, ``taken``) are called from routing inside its transaction. They
+Hooks (``offered``, ``owned``, ``taken``) are called from routing inside its transaction (and
+``unowned`` from the sweep of leads nobody took, ``notifications.unowned``). They
 stay cheap for a team without notifications: its config comes from a small per-process cache
 (``CONFIG_CACHE_TTL_S``; a PUT here forgets it at once, other processes within the TTL), and the
 only other work is remembering a live-stream event on the connection.
@@ -27,8 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.ids import new_id
 from exchange.notifications import stream
-from exchange.notifications.messages import NotificationConfigIn
-from exchange.notifications.templates import DEFAULT_BODY, DEFAULT_SUBJECT, render
+from exchange.notifications.messages import UNOWNED, NotificationConfigIn
+from exchange.notifications.templates import DEFAULT_BODY, DEFAULT_SUBJECT, DEFAULTS, render
 from exchange.store.db import after_commit, dialect_insert
 from exchange.store.tables import (
     agent_profiles,
@@ -148,11 +149,21 @@ async def taken(
         work.append((str(loser), "rescinded", {"lead_id": str(lead_id)}))
 
 
+async def unowned(
+    conn: AsyncConnection, cfg: NotificationConfigIn, team_id: uuid.UUID, lead_id: uuid.UUID,
+    routed_at: dt.datetime, now: dt.datetime,
+) -> int:
+    """Nobody owns the lead ``cfg.unowned_minutes`` after it was routed to the team: the
+    managers listening to ``unowned`` are told (once per lead: the rows' keys). ``unowned.py``
+    finds such leads."""
+    return await _write(conn, cfg, team_id, lead_id, None, UNOWNED, 0, now, routed_at=routed_at)
+
+
 # -- writing the rows -----------------------------------------------------------------------------
 
 
 async def _facts(
-    conn: AsyncConnection, team_id: uuid.UUID, lead_id: uuid.UUID, agent_id: uuid.UUID
+    conn: AsyncConnection, team_id: uuid.UUID, lead_id: uuid.UUID, agent_id: uuid.UUID | None
 ) -> tuple[Any, Any, str]:
     lead = (
         await conn.execute(
@@ -161,7 +172,7 @@ async def _facts(
             .where(leads.c.id == lead_id)
         )
     ).one()
-    agent = (
+    agent = None if agent_id is None else (
         await conn.execute(
             sa.select(parties.c.name, agent_profiles.c.email)
             .outerjoin(agent_profiles, agent_profiles.c.agent_id == parties.c.id)
@@ -201,39 +212,52 @@ def message(
 ) -> tuple[str, str]:
     """The rendered (subject, body) of the team's template for this event and channel."""
     t = cfg.templates.get(event, {}).get(channel)  # type: ignore[call-overload]
-    subject = (t.subject if t and t.subject is not None else None) or DEFAULT_SUBJECT
-    body = (t.body if t and t.body is not None else None) or DEFAULT_BODY
+    default_subject, default_body = DEFAULTS.get(event, (DEFAULT_SUBJECT, DEFAULT_BODY))
+    subject = (t.subject if t and t.subject is not None else None) or default_subject
+    body = (t.body if t and t.body is not None else None) or default_body
     return render(subject, values), render(body, values)
+
+
+def _link(event: str, lead_id: uuid.UUID) -> str:
+    if event == UNOWNED:
+        return f"/v1/leads/{lead_id}/routing"
+    return "/v1/agents/me/offers" if event == "offered" else "/v1/agents/me/leads"
 
 
 async def _write(
     conn: AsyncConnection, cfg: NotificationConfigIn, team_id: uuid.UUID, lead_id: uuid.UUID,
-    agent_id: uuid.UUID, event: str, n: int, now: dt.datetime,
-    expires_at: dt.datetime | None = None,
-) -> None:
+    agent_id: uuid.UUID | None, event: str, n: int, now: dt.datetime,
+    expires_at: dt.datetime | None = None, routed_at: dt.datetime | None = None,
+) -> int:
+    """The rows telling of ``event`` (``agent_id`` None: about no agent, as ``unowned``); how
+    many were new (a row already written under its key is not written again)."""
     if not (cfg.agent and event in cfg.agent.events) and not any(
         event in m.events for m in cfg.managers
     ):
-        return
+        return 0
     lead, agent, team_name = await _facts(conn, team_id, lead_id, agent_id)
+    agent_email = agent.email if agent is not None else None
     values = {
-        "event": event, "agent_name": agent.name, "team_name": team_name, "lead_id": lead_id,
+        "event": event, "agent_name": agent.name if agent is not None else None,
+        "team_name": team_name, "lead_id": lead_id,
         "vertical": lead.slug, "score": lead.score, "priority": lead.priority,
         "expires_at": expires_at.isoformat() if expires_at else None,
-        "link": "/v1/agents/me/offers" if event == "offered" else "/v1/agents/me/leads",
+        "routed_at": routed_at.isoformat() if routed_at else None, "link": _link(event, lead_id),
     }  # fmt: skip
     ids = _stash(conn)["ids"]
-    for role, channel, address in recipients(cfg, event, lead.score, agent.email):
+    written = 0
+    for role, channel, address in recipients(cfg, event, lead.score, agent_email):
         subject, body = message(cfg, event, channel, values)
         payload = {"subject": subject, "body": body}
         if channel == "webhook":
             payload = {"event": event, "team_id": str(team_id), "lead_id": str(lead_id),
-                       "agent_id": str(agent_id), "recipient": role.split(":", 1)[0],
-                       "recipient_email": agent.email if role == "agent" else role[8:],
+                       "agent_id": str(agent_id) if agent_id else None,
+                       "recipient": role.split(":", 1)[0],
+                       "recipient_email": agent_email if role == "agent" else role[8:],
                        "vertical": lead.slug, "score": lead.score, "priority": lead.priority,
                        "expires_at": values["expires_at"], **payload}  # fmt: skip
         digest = hashlib.sha256(f"{role}|{channel}|{address}".encode()).hexdigest()[:32]
-        key = f"{event}:{lead_id}:{agent_id}:{n}:{digest}"
+        key = f"{event}:{lead_id}:{agent_id or '-'}:{n}:{digest}"
         inserted = (
             await conn.execute(
                 dialect_insert(conn, notifications)
@@ -248,3 +272,5 @@ async def _write(
         ).first()  # fmt: skip
         if inserted is not None:
             ids.append(str(inserted.id))
+            written += 1
+    return written

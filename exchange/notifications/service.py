@@ -13,6 +13,7 @@ from exchange.auth.parties import PartyKind, get_party
 from exchange.errors import ApiError, FieldProblem, not_found
 from exchange.notifications import outbox, templates
 from exchange.notifications.messages import (
+    UNOWNED,
     NotificationConfig,
     NotificationConfigIn,
     NotificationOut,
@@ -22,7 +23,8 @@ from exchange.store.tables import notifications, team_notifications
 
 
 def check(data: NotificationConfigIn) -> None:
-    """Refuse templates that name unknown placeholders (422, each with its field path)."""
+    """Refuse templates that name unknown placeholders, and an ``unowned`` manager rule without
+    the team's ``unowned_minutes`` (422, each with its field path)."""
     problems: list[FieldProblem] = []
     for event, by_channel in data.templates.items():
         for channel, template in by_channel.items():
@@ -30,8 +32,13 @@ def check(data: NotificationConfigIn) -> None:
                 text = getattr(template, part)
                 for reason in templates.problems(text) if text else ():
                     problems.append(FieldProblem(f"templates.{event}.{channel}.{part}", reason))
+    if data.unowned_minutes is None:
+        for i, manager in enumerate(data.managers):
+            if UNOWNED in manager.events:
+                reason = "unowned needs the team's unowned_minutes"
+                problems.append(FieldProblem(f"managers[{i}].events", reason))
     if problems:
-        raise ApiError(422, "validation_failed", "the team's templates are not usable",
+        raise ApiError(422, "validation_failed", "the team's notification settings are unusable",
                        fields=problems)  # fmt: skip
 
 
@@ -60,7 +67,8 @@ def _shown(team_id: uuid.UUID, config: dict, updated_at: dt.datetime) -> Notific
     data = msgspec.convert(config, NotificationConfigIn)
     return NotificationConfig(
         team_id=team_id, agent=data.agent, managers=data.managers, templates=data.templates,
-        webhook=WebhookOut(url=data.webhook.url) if data.webhook else None, updated_at=updated_at,
+        webhook=WebhookOut(url=data.webhook.url) if data.webhook else None,
+        unowned_minutes=data.unowned_minutes, updated_at=updated_at,
     )  # fmt: skip
 
 

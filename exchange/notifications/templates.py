@@ -12,7 +12,7 @@ from typing import Any
 
 # The values a template may use, and what each is.
 PLACEHOLDERS: dict[str, str] = {
-    "event": "offered, assigned or reassigned",
+    "event": "offered, assigned, reassigned or unowned",
     "agent_name": "the agent's name",
     "team_name": "the team's name",
     "lead_id": "the lead's id",
@@ -20,7 +20,8 @@ PLACEHOLDERS: dict[str, str] = {
     "score": "the lead's score (empty when unscored)",
     "priority": "the lead's priority band (empty when none)",
     "expires_at": "when an offer expires (ISO 8601; empty for an assignment)",
-    "link": "where the agent acts on it (API path)",
+    "link": "where the agent acts on it (API path; unowned: the lead's routing)",
+    "routed_at": "when the lead was routed to the team (ISO 8601; unowned only)",
 }
 
 DEFAULT_SUBJECT = "Lead $lead_id $event ($vertical)"
@@ -28,6 +29,13 @@ DEFAULT_BODY = (
     "Lead $lead_id ($vertical, score $score, priority $priority) was $event to $agent_name"
     " of $team_name.\nOpen: $link\n"
 )
+# A lead nobody owns has no agent to name: its own default text.
+DEFAULT_UNOWNED_SUBJECT = "Lead $lead_id has no owner ($vertical)"
+DEFAULT_UNOWNED_BODY = (
+    "Lead $lead_id ($vertical, score $score, priority $priority) was routed to $team_name at"
+    " $routed_at and nobody owns it yet.\nOpen: $link\n"
+)
+DEFAULTS: dict[str, tuple[str, str]] = {"unowned": (DEFAULT_UNOWNED_SUBJECT, DEFAULT_UNOWNED_BODY)}
 SUBJECT_MAX_CHARS = 200
 BODY_MAX_CHARS = 5_000
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from exchange.channels.names import LeadChannel
 from exchange.matching.schedule import Schedule
 from exchange.teams.agents import WEIGHT_MAX, WEIGHT_MIN, ManualStatus, Skills
 from exchange.teams.hybrid import (
@@ -63,6 +64,9 @@ class ProfileIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Where the agent is told of offers and assignments (docs/notifications.md); None: not by
     # email.
     email: AgentEmail | None = None
+    # The E.164 number or SIP address the team's calls ring for this agent (docs/calls.md);
+    # None: the agent takes no calls.
+    call_destination: Annotated[str, msgspec.Meta(max_length=200)] | None = None
 
 
 class Profile(msgspec.Struct, kw_only=True):
@@ -84,6 +88,7 @@ class Profile(msgspec.Struct, kw_only=True):
     served_in_window: int
     last_assigned_at: dt.datetime | None
     email: str | None = None
+    call_destination: str | None = None
 
 
 class StatusIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -140,18 +145,22 @@ class TeamConfig(TeamConfigIn, kw_only=True):
 
 
 class RouteIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Send a vertical's unsold leads (from ``source`` only, or any when null) to a team."""
+    """Send a vertical's unsold leads (from ``source`` only, or any when null; arrived by
+    ``channel`` only, or any when null) to a team."""
 
     vertical: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     team_id: uuid.UUID
     source: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)] | None = None
+    channel: LeadChannel | None = None
 
 
 class Route(msgspec.Struct, kw_only=True):
     id: uuid.UUID
     vertical: str
     source: str | None
+    channel: str | None
     team_id: uuid.UUID
+    updated_at: dt.datetime
 
 
 class OfferOut(msgspec.Struct, kw_only=True):
@@ -177,6 +186,7 @@ class Decision(msgspec.Struct, kw_only=True, omit_defaults=True):
     tiers: list[int] = []  # score tiers tried first
     account: str | None = None  # account routing: what matched, and whether the owner took it
     explanation: str | None = None  # performance / predictive: why this agent
+    call: str | None = None  # a team's call (exchange.calls): how its agent came to own it
 
 
 class Ownership(msgspec.Struct, kw_only=True):

@@ -20,6 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from exchange import crm, metrics
 from exchange.auction.context import LEAD_SOLD, LEAD_UNSOLD
 from exchange.auth.parties import PartyKind
+from exchange.calls import ringing
+from exchange.calls.ringing import RingPlan
+from exchange.channels.names import API_CHANNEL
 from exchange.errors import ApiError, not_found
 from exchange.ids import new_id
 from exchange.notifications import outbox as notify
@@ -248,6 +251,66 @@ async def _assign(
     return None, None
 
 
+async def call_plan(
+    conn: AsyncConnection, team_id: uuid.UUID, lead: LeadFacts, now: dt.datetime
+) -> tuple[RingPlan | None, Decision]:
+    """Where a team's call rings (exchange.calls.ringing): its agents that take calls (they
+    have a call destination) and may take a lead now, in the order its strategy gives leads;
+    no agent's counters move until one answers (``take_call``). ``lead.id``: the call's id,
+    which seeds predictive routing's draw."""
+    cfg = await team_config(conn, team_id, now)
+    routing = cfg.routing or NO_ROUTING
+    reqs = lead_requirements(cfg, lead.fields)
+    choice = hybrid.strategy_for(cfg.strategy, routing.rules, routing.timezone, now, lead.score)
+    tiers = hybrid.preferred_tiers(routing.score_tiers, lead.score)
+    segment = segment_of(routing, lead)
+    decision = Decision(strategy=choice.strategy, rule=choice.rule, segment=segment,
+                        tiers=sorted(tiers))  # fmt: skip
+    team = [m for m in await store.members(conn, team_id) if m.row.call_destination]
+    decisions = _decisions(team, reqs, now)
+    eligible = rank_agents(team, reqs, now, decisions)
+    tier_of = {m.agent.id: m.row.tier for m in team}
+    ordered: list[str] = []
+    if not eligible:
+        pass
+    elif choice.strategy in ASSIGNING:
+        plan = Plan(choice.strategy, routing, tiers, segment, {}, str(lead.id))
+        if choice.strategy != "round_robin":
+            counts = await _conversion_counts(conn, team_id, team, segment)
+            plan = plan._replace(counts=counts, present=_present(decisions))
+        ordered, ranking = _ranked(team, eligible, plan, team_id, now)
+        decision.explanation = ranking.explain(ordered[0]) if ranking and ordered else None
+    elif choice.strategy == "parallel":
+        ordered = [a for a in eligible if tier_of.get(a) in tiers] or eligible
+    else:
+        ordered = hybrid.tiered(eligible, tier_of, tiers)
+    address = {m.agent.id: m.row.call_destination for m in team}
+    ring = ringing.to_agents(
+        choice.strategy, [(a, address[a]) for a in ordered], parallel_k=cfg.parallel_k,
+        offer_timeout_s=cfg.offer_timeout_s,
+    )  # fmt: skip
+    return ring, decision
+
+
+async def take_call(
+    conn: AsyncConnection, lead_id: uuid.UUID, team_id: uuid.UUID, agent_id: uuid.UUID,
+    decision: dict[str, Any] | None, now: dt.datetime,
+) -> None:
+    """An agent answered a team's call: the call's new lead is that agent's (its one owner; the
+    row is new), counted in its standing like an assigned lead. An agent at its cap still owns
+    the call it picked up; the decision says so."""
+    await conn.execute(
+        dialect_insert(conn, lead_owners).values(
+            lead_id=lead_id, team_id=team_id, status=QUEUED, version=0, past_owners=[],
+            queued_at=now, reassign_count=0, updated_at=now,
+        )
+    )  # fmt: skip
+    refused = await store.take_fresh(conn, agent_id, now)
+    told = msgspec.convert(decision, Decision) if decision else Decision(strategy="call")
+    told.call = f"answered the call{f' ({refused})' if refused else ''}"
+    await own(conn, lead_id, agent_id, now, decision=told)
+
+
 def fallback_policy(cfg: TeamConfig, team_id: uuid.UUID) -> FallbackPolicy:
     return cfg.fallback or FallbackPolicy(kind=FallbackKind.QUEUE, target=str(team_id))
 
@@ -256,8 +319,8 @@ def fallback_policy(cfg: TeamConfig, team_id: uuid.UUID) -> FallbackPolicy:
 
 
 async def route_for(conn: AsyncConnection, lead_id: uuid.UUID) -> tuple[Any, uuid.UUID] | None:
-    """The lead and its team: the route for its (vertical, source), else the vertical's
-    catch-all; None when no team takes it (or it is not an unsold real lead)."""
+    """The lead and its team: the most specific route for its (vertical, source, channel)
+    (``route_team``); None when no team takes it (or it is not an unsold real lead)."""
     lead = (await conn.execute(sa.select(leads).where(leads.c.id == lead_id))).first()
     if lead is None or lead.test:
         return None
@@ -282,9 +345,6 @@ async def route_for(conn: AsyncConnection, lead_id: uuid.UUID) -> tuple[Any, uui
         return None
     team_id = await route_team(conn, lead.vertical_id, lead.source, lead.channel or API_CHANNEL)
     return (lead, team_id) if team_id is not None else None
-
-
-API_CHANNEL = "api"  # the channel of leads from the native ping/post API (stored as null)
 
 
 async def route_team(
@@ -537,12 +597,14 @@ async def own(
             .values(updated_at=now, status=OWNED, agent_id=agent_id, owned_since=now,
                     reason=None, first_contact_at=None, **extra)
             .returning(lead_owners.c.team_id, lead_owners.c.account_keys,
-                       lead_owners.c.reassign_count)
+                       lead_owners.c.reassign_count, lead_owners.c.past_owners)
         )
     ).one()  # fmt: skip
     await remember_accounts(conn, row.account_keys, lead_id, row.team_id, agent_id, now)
     await notify.owned(conn, lead_id, row.team_id, agent_id, now, row.reassign_count)
-    await crm.record(conn, row.team_id, lead_id, crm.ASSIGNED, now)  # to the team's CRM
+    # To the team's CRM; a later owner (after the SLA took the lead) is a push of its own.
+    owner_number = len(row.past_owners or []) + 1
+    await crm.record(conn, row.team_id, lead_id, crm.assigned(owner_number), now)
     metrics.TEAM_ASSIGNMENTS.labels("assigned").inc()
     log.info("lead owned", extra={"lead_id": str(lead_id), "agent_id": str(agent_id)})
 

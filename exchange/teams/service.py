@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange import crm, metrics
 from exchange.auth.parties import PartyKind, Principal, check_timezone, get_party
+from exchange.calls.terms import address_problem
 from exchange.errors import ApiError, FieldProblem, forbidden, not_found
 from exchange.ids import new_id
 from exchange.notifications import outbox as notify
@@ -163,6 +164,9 @@ async def set_profile(
 ) -> Profile:
     await _party_of_kind(conn, agent_id, PartyKind.AGENT)
     check_timezone(data.timezone, "timezone")
+    if data.call_destination is not None and (problem := address_problem(data.call_destination)):
+        raise ApiError(422, "validation_failed", "invalid agent profile",
+                       fields=[FieldProblem("call_destination", problem)])  # fmt: skip
     hours = data.working_hours
     if hours is not None:  # the agent's own clock wins (see exchange.teams.agents)
         hours = msgspec.structs.replace(hours, timezone=data.timezone)
@@ -176,6 +180,7 @@ async def set_profile(
         "concurrent_cap": data.concurrent_cap,
         "heartbeat_ttl_s": data.heartbeat_ttl_s,
         "email": data.email,
+        "call_destination": data.call_destination,
     }
     updated = await conn.execute(
         agent_profiles.update().where(agent_profiles.c.agent_id == agent_id).values(**values)
@@ -209,8 +214,12 @@ async def get_profile(conn: AsyncConnection, agent_id: uuid.UUID, now: dt.dateti
 
 
 async def set_route(conn: AsyncConnection, data: RouteIn, now: dt.datetime) -> Route:
+    # The vertical's row is locked: two writers of one route (whose NULLs the unique index does
+    # not compare) take turns, so the second finds the first's row instead of adding a twin.
     vertical_id = (
-        await conn.execute(sa.select(verticals.c.id).where(verticals.c.slug == data.vertical))
+        await conn.execute(
+            sa.select(verticals.c.id).where(verticals.c.slug == data.vertical).with_for_update()
+        )
     ).scalar_one_or_none()
     if vertical_id is None:
         raise ApiError(422, "validation_failed", "unknown vertical",
@@ -219,20 +228,21 @@ async def set_route(conn: AsyncConnection, data: RouteIn, now: dt.datetime) -> R
     if team is None or team.kind is not PartyKind.TEAM:
         raise ApiError(422, "validation_failed", "not a team",
                        fields=[FieldProblem("team_id", "must name an existing team")])  # fmt: skip
-    # NULL sources never collide in a unique index, so find the catch-all route by hand.
-    same_source = (
-        team_routes.c.source.is_(None)
-        if data.source is None
-        else team_routes.c.source == data.source
+    channel = data.channel.value if data.channel is not None else None
+    # NULLs never collide in a unique index, so find a catch-all route (any source, any
+    # channel) by hand: the same (vertical, source, channel), null matching null.
+    where = sa.and_(
+        team_routes.c.vertical_id == vertical_id,
+        _same(team_routes.c.source, data.source),
+        _same(team_routes.c.channel, channel),
     )
-    where = sa.and_(team_routes.c.vertical_id == vertical_id, same_source)
     route_id = (await conn.execute(sa.select(team_routes.c.id).where(where))).scalar_one_or_none()
     if route_id is None:
         route_id = new_id()
         await conn.execute(
             team_routes.insert().values(
-                id=route_id, vertical_id=vertical_id, source=data.source, team_id=data.team_id,
-                updated_at=now,
+                id=route_id, vertical_id=vertical_id, source=data.source, channel=channel,
+                team_id=data.team_id, updated_at=now,
             )
         )  # fmt: skip
     else:
@@ -241,7 +251,38 @@ async def set_route(conn: AsyncConnection, data: RouteIn, now: dt.datetime) -> R
             .where(team_routes.c.id == route_id)
             .values(team_id=data.team_id, updated_at=now)
         )
-    return Route(id=route_id, vertical=data.vertical, source=data.source, team_id=data.team_id)
+    return Route(
+        id=route_id, vertical=data.vertical, source=data.source, channel=channel,
+        team_id=data.team_id, updated_at=now,
+    )  # fmt: skip
+
+
+def _same(column: sa.ColumnElement, value: str | None) -> sa.ColumnElement[bool]:
+    return column.is_(None) if value is None else column == value
+
+
+async def list_routes(
+    conn: AsyncConnection, *, vertical: str | None, team_id: uuid.UUID | None, limit: int,
+    after: uuid.UUID | None,
+) -> list[Route]:
+    """Team routes, in id order (``after``: the last id of the previous page)."""
+    query = (
+        sa.select(team_routes, verticals.c.slug)
+        .join(verticals, verticals.c.id == team_routes.c.vertical_id)
+        .order_by(team_routes.c.id)
+        .limit(limit)
+    )
+    if vertical is not None:
+        query = query.where(verticals.c.slug == vertical)
+    if team_id is not None:
+        query = query.where(team_routes.c.team_id == team_id)
+    if after is not None:
+        query = query.where(team_routes.c.id > after)
+    return [
+        Route(id=r.id, vertical=r.slug, source=r.source, channel=r.channel, team_id=r.team_id,
+              updated_at=r.updated_at)
+        for r in await conn.execute(query)
+    ]  # fmt: skip
 
 
 # -- agent presence -------------------------------------------------------------------------------
@@ -335,8 +376,31 @@ async def _my_offer(conn: AsyncConnection, principal: Principal, offer_id: uuid.
 async def take_offer(
     db: Database, principal: Principal, offer_id: uuid.UUID, now: dt.datetime | None = None
 ) -> Ownership:
-    """Accept a sequential offer or claim a parallel one (either verb works for either mode)."""
-    now = now or utcnow()
+    """Accept a sequential offer or claim a parallel one (either verb works for either mode).
+    A 409 whose lead another agent of the caller's own team owns names it (``owner_name``), so
+    a lost claim can say who won; an owner in another team is never named."""
+    try:
+        return await _take_offer(db, principal, offer_id, now or utcnow())
+    except ApiError as exc:
+        await _name_owner(db, principal, exc)
+        raise
+
+
+async def _name_owner(db: Database, principal: Principal, exc: ApiError) -> None:
+    details = exc.body.details
+    if exc.status != 409 or not details or not details.get("owner_id"):
+        return
+    async with db.read() as conn:
+        me = await get_party(conn, principal.party_id)
+        owner = await get_party(conn, uuid.UUID(details["owner_id"]))
+    same_team = me is not None and owner is not None and me.team_id == owner.team_id
+    if same_team and me.team_id is not None:
+        details["owner_name"] = owner.name
+
+
+async def _take_offer(
+    db: Database, principal: Principal, offer_id: uuid.UUID, now: dt.datetime
+) -> Ownership:
     async with db.write() as conn:
         offer = await _my_offer(conn, principal, offer_id)
         if offer.mode == OfferMode.PARALLEL.value:
@@ -391,7 +455,8 @@ _OFFERED = _LeadState(lead_id=None, status=OFFERED, agent_id=None)
 
 async def _own(conn: AsyncConnection, principal: Principal, offer: Any, now: dt.datetime) -> Any:
     """The one compare-and-set that makes a single owner, whoever else claims right now: the
-    lead's team, account keys and reassign count as it took it, or None when it lost."""
+    lead's team, account keys, reassign count and past owners as it took it, or None when it
+    lost."""
     taken = (
         await conn.execute(
             lead_owners.update()
@@ -399,7 +464,7 @@ async def _own(conn: AsyncConnection, principal: Principal, offer: Any, now: dt.
             .values(status=OWNED, agent_id=principal.party_id, owned_since=now, reason=None,
                     version=lead_owners.c.version + 1, updated_at=now)
             .returning(lead_owners.c.team_id, lead_owners.c.account_keys,
-                       lead_owners.c.reassign_count)
+                       lead_owners.c.reassign_count, lead_owners.c.past_owners)
         )
     ).first()  # fmt: skip
     if taken is not None:
@@ -425,7 +490,8 @@ async def _taken(conn: AsyncConnection, principal: Principal, offer: Any, won: A
         raise conflict(reason, before)
     await notify.taken(conn, offer.lead_id, won.team_id, principal.party_id, now,
                        won.reassign_count, losers)  # fmt: skip
-    await crm.record(conn, won.team_id, offer.lead_id, crm.ASSIGNED, now)  # to the team's CRM
+    owner_number = len(won.past_owners or []) + 1  # a later owner is a push of its own
+    await crm.record(conn, won.team_id, offer.lead_id, crm.assigned(owner_number), now)
     log.info("offer taken", extra={"lead_id": str(offer.lead_id), "agent_id": str(principal.party_id)})
     return ownership_of(await store.owner_row(conn, offer.lead_id))
 

@@ -154,6 +154,7 @@ def profile_of(m: Member, now: dt.datetime) -> Profile:
         served_in_window=standing(m, now).served,
         last_assigned_at=row.last_assigned_at,
         email=row.email,
+        call_destination=row.call_destination,
     )
 
 

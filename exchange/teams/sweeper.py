@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.auction.context import LEAD_UNSOLD
+from exchange.channels.names import channel_of
 from exchange.store.db import Database, retrying
 from exchange.store.tables import (
     lead_owners,
@@ -93,7 +94,11 @@ async def sweep(
                 sa.select(leads.c.id)
                 .join(team_routes, sa.and_(
                     team_routes.c.vertical_id == leads.c.vertical_id,
-                    sa.or_(team_routes.c.source.is_(None), team_routes.c.source == leads.c.source)))
+                    sa.or_(team_routes.c.source.is_(None), team_routes.c.source == leads.c.source),
+                    # A route for another channel takes no lead of this one: without this, such
+                    # leads would be picked (and routed nowhere) at every sweep, taking the batch.
+                    sa.or_(team_routes.c.channel.is_(None),
+                           team_routes.c.channel == channel_of(leads.c.channel))))
                 .outerjoin(lead_owners, lead_owners.c.lead_id == leads.c.id)
                 .where(leads.c.status == LEAD_UNSOLD, leads.c.test.is_(False),
                        leads.c.created_at >= now - ROUTE_LOOKBACK, lead_owners.c.lead_id.is_(None))
@@ -233,8 +238,9 @@ async def _reassign(conn: AsyncConnection, row: Any, now: dt.datetime) -> bool:
         return True
     for agent_id in decision.candidates:
         if await store.take_fresh(conn, uuid.UUID(agent_id), now) is None:
-            await own(conn, row.lead_id, uuid.UUID(agent_id), now)
+            # The count first: ``own`` tells the new owner of a "reassigned" lead by it.
             await set_owner(conn, row.lead_id, now, reassign_count=decision.reassign_count)
+            await own(conn, row.lead_id, uuid.UUID(agent_id), now)
             return True
     await queue_lead(conn, row.lead_id, reasons.NOBODY_ELIGIBLE, now)
     return True

@@ -106,6 +106,11 @@ def declare(broker: dramatiq.Broker) -> None:
         closed = await expire(runtime.db())
         if closed:
             log.info("expired pings", extra={"closed": closed})
+        from exchange.calls.service import sweep as sweep_calls
+
+        ended = await sweep_calls(runtime.db(), runtime.settings())
+        if ended:
+            log.info("ended calls", extra={"ended": ended})
 
     expire_pings = _maintenance_actor(broker, _expire_pings, "expire_pings")
 
@@ -135,12 +140,19 @@ def declare(broker: dramatiq.Broker) -> None:
     )
 
     async def _sweep_offers() -> None:
-        """The teams' durable timers: expire offers, drain queues, enforce the SLA."""
+        """The teams' durable timers: expire offers, drain queues, enforce the SLA, tell
+        managers of leads nobody took in time."""
+        import datetime as dt
+
+        from exchange.notifications import unowned
         from exchange.teams import sweeper
 
         result = await sweeper.sweep(runtime.db())
         if result.expired or result.drained or result.too_old or result.reassigned:
             log.info("swept team offers", extra={"result": str(result)})
+        told = await unowned.sweep(runtime.db(), dt.datetime.now(dt.timezone.utc))
+        if told:
+            log.info("told managers of unowned leads", extra={"count": told})
 
     sweep_offers = _maintenance_actor(broker, _sweep_offers, "sweep_offers")
 

@@ -440,3 +440,30 @@ def test_a_later_event_waits_for_the_first_and_the_sweeper_finds_due_rows(exchan
     assert crm.calls[-1][2]["outcome"]["kind"] == "contacted"
     assert due(later(10)) == []
 
+
+
+def test_a_lead_reassigned_by_the_sla_is_pushed_again_with_its_new_owner(exchange, crm):
+    team = Team(exchange)
+    team.configure(strategy="round_robin", sla_minutes=10, max_reassigns=1)
+    a, b = team.agent(), team.agent()
+    connect(exchange, team.team, "webhook", f"{crm.base_url}/hook", WEBHOOK_SECRET)
+    lead_id = team.post_lead()
+    first = team.route(lead_id).agent_id
+    assert sync(exchange.settings, lead_id).synced == 1
+    assert crm.calls[-1][2]["assignment"]["agent_id"] == str(first)
+
+    breach = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=11)
+    assert team.sweep(breach).reassigned == 1
+    second = team.routing(lead_id)["agent_id"]
+    assert second not in (None, str(first)) and {str(a.id), str(b.id)} == {str(first), second}
+    assert [(r.event, r.status) for r in sync_rows(exchange.settings, lead_id)] == [
+        ("assigned", "synced"), ("assigned:2", "pending"),
+    ]  # fmt: skip
+    assert sync(exchange.settings, lead_id, at=breach).synced == 1
+    _, path, body = crm.calls[-1]
+    assert path == "/hook" and body["event"] == "assigned"
+    assert body["assignment"]["agent_id"] == second  # the new owner
+    assert body["external_id"] == f"rec-{lead_id}"  # the record the first push made, updated
+    assert len(crm.calls) == 2
+    assert team.sweep(breach).reassigned == 0  # nothing more to push, nothing pushed twice
+    assert sync(exchange.settings, lead_id, at=breach).synced == 0

@@ -20,7 +20,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from exchange.delivery import signing
-from exchange.notifications import outbox, sender, stream
+from exchange.notifications import outbox, sender, stream, unowned
 from exchange.store.tables import notifications
 from tests.conftest import decode
 from tests.integration.test_teams import Team, call
@@ -272,7 +272,7 @@ def test_the_agent_stream_hears_its_assignment(team):
 
     def route_once_subscribed() -> None:
         deadline = time.monotonic() + 5
-        while str(agent.id) not in stream.BROADCASTER._subs and time.monotonic() < deadline:
+        while not stream.BROADCASTER.subscribers(str(agent.id)) and time.monotonic() < deadline:
             time.sleep(0.02)
         team.route(lead_id)
 
@@ -287,7 +287,7 @@ def test_the_agent_stream_hears_its_assignment(team):
     assert "event: assigned" in text and str(lead_id) in text, text
     r = team.client.get("/v1/agents/me/stream", params={"seconds": 0}, headers=agent.headers)
     assert r.status_code == 422
-    assert str(uuid.UUID(str(agent.id))) not in stream.BROADCASTER._subs  # unsubscribed
+    assert stream.BROADCASTER.subscribers(str(agent.id)) == 0  # unsubscribed
 
 
 def test_the_worker_sends_what_routing_enqueued_after_commit(team, smtp):
@@ -372,3 +372,85 @@ def test_a_claim_tells_the_winner_and_every_rescinded_agent(team, monkeypatch):
         (str(loser.id), "rescinded", str(lead_id)),
         (str(other.id), "rescinded", str(lead_id)),
     ])  # fmt: skip
+
+
+def test_an_sla_reassignment_tells_the_new_owner_reassigned(team):
+    team.configure(strategy="round_robin", sla_minutes=10, max_reassigns=1)
+    team.agent(email="a@agents.test"), team.agent(email="b@agents.test")
+    configure(team, agent={"events": ["assigned", "reassigned"], "channels": ["email"]})
+    lead_id = team.post_lead()
+    first = team.route(lead_id).agent_id
+    assert team.sweep(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=11)).reassigned == 1
+    second = uuid.UUID(team.routing(lead_id)["agent_id"])
+    assert [(r.event, r.party_id) for r in rows(team.exchange.settings)] == [
+        ("assigned", first), ("reassigned", second),
+    ]  # fmt: skip
+
+
+def unowned_sweep(settings, now: dt.datetime) -> int:
+    return call(settings, lambda db: unowned.sweep(db, now))
+
+
+def test_a_lead_nobody_owns_in_time_is_told_to_its_managers_once(team, smtp, hooks):
+    controller, inbox = smtp
+    hook = hooks(fail_first=0)
+    settings = msgspec.structs.replace(team.exchange.settings, smtp_host="127.0.0.1",
+                                       smtp_port=controller.port)  # fmt: skip
+    team.configure(strategy="round_robin")  # and no agent: the lead waits in the queue
+    shown = configure(
+        team, agent=None, unowned_minutes=10, webhook={"url": hook.url, "secret": SECRET},
+        managers=[{"email": "floor@agents.test", "events": ["unowned"], "channels": ["email", "webhook"]},
+                  {"email": "vip@agents.test", "events": ["unowned"], "min_score": 80},
+                  {"email": "other@agents.test", "events": ["assigned"]}],
+        templates={"unowned": {"email": {"subject": "Nobody has $lead_id", "body": "Routed $routed_at: $link"}}},
+    )  # fmt: skip
+    assert shown["unowned_minutes"] == 10
+    lead_id = team.post_lead()
+    assert team.route(lead_id).status == "queued"
+    now = dt.datetime.now(dt.UTC)
+    assert unowned_sweep(settings, now + dt.timedelta(minutes=9)) == 0  # not yet
+    assert rows(settings) == []
+    assert unowned_sweep(settings, now + dt.timedelta(minutes=11)) == 1
+    assert unowned_sweep(settings, now + dt.timedelta(minutes=12)) == 0  # told once
+    made = rows(settings)
+    assert sorted((r.event, r.channel, r.address, r.party_id) for r in made) == [
+        ("unowned", "email", "floor@agents.test", None), ("unowned", "webhook", hook.url, None),
+    ]  # fmt: skip  (the unscored lead is below vip's min_score; "other" hears of assignments)
+
+    sweep(settings, now + dt.timedelta(minutes=11))
+    [(to, mail)] = inbox.mails
+    assert to == ["floor@agents.test"] and mail["Subject"] == f"Nobody has {lead_id}"
+    text = mail.get_payload(decode=True).decode()
+    assert f"/v1/leads/{lead_id}/routing" in text and "Routed 20" in text
+    [(_, body)] = hook.received
+    payload = msgspec.json.decode(body)
+    assert (payload["event"], payload["agent_id"], payload["recipient"], payload["recipient_email"]) == (
+        "unowned", None, "manager", "floor@agents.test",
+    )  # fmt: skip
+    assert payload["subject"] == f"Lead {lead_id} has no owner (solar)"  # the default text
+    assert {r.status for r in rows(settings)} == {"sent"}
+
+
+def test_an_owned_lead_is_not_told_and_one_only_offered_is(team):
+    settings = team.exchange.settings
+    team.configure(strategy="parallel", offer_timeout_s=3600)
+    agent = team.agent()
+    configure(team, agent=None, unowned_minutes=10,
+              managers=[{"email": "floor@agents.test", "events": ["unowned"]}])  # fmt: skip
+    taken, offered = team.post_lead(), team.post_lead()
+    assert team.route(taken).status == "offered" and team.route(offered).status == "offered"
+    [offer] = [o for o in team.offers(agent) if o["lead_id"] == str(taken)]
+    r = team.client.post(f"/v1/offers/{offer['id']}/claim", headers=agent.headers)
+    assert r.status_code == 200, r.text
+    assert unowned_sweep(settings, dt.datetime.now(dt.UTC) + dt.timedelta(minutes=11)) == 1
+    assert [(r.event, r.lead_id) for r in rows(settings)] == [("unowned", offered)]
+
+
+def test_an_unowned_rule_needs_the_teams_minutes(team):
+    r = team.client.put(f"/v1/teams/{team.team.id}/notifications/config", headers=team.op,
+                        json={"managers": [{"email": "floor@agents.test", "events": ["unowned"]}]})  # fmt: skip
+    assert r.status_code == 422, r.text
+    assert [f["path"] for f in decode(r)["error"]["fields"]] == ["managers[0].events"]
+    r = team.client.put(f"/v1/teams/{team.team.id}/notifications/config", headers=team.op,
+                        json={"agent": {"events": ["unowned"]}})  # fmt: skip
+    assert r.status_code in (400, 422), r.text  # agents are never told of it

@@ -25,6 +25,7 @@ from buyers_sdk import (
     BearerAuth,
     BooleanIs,
     BuyerEndpoints,
+    CallTerms,
     CampaignIn,
     Cap,
     Conflict,
@@ -552,6 +553,27 @@ async def every_method(exchange, client, buyer, supplier) -> None:  # type: igno
     assert (await done(client.deactivate_crm_connection(crm.id))).active is False
     with pytest.raises(NotFound):
         await done(client.lead_crm(uuid.uuid4()))
+
+    # A call campaign; a call its supplier's telephony ends too soon to bill (docs/calls.md).
+    calls = await done(client.create_campaign(CampaignIn(
+        name="Calls", vertical="solar", price_mode="fixed", fixed_price_minor=PRICE,
+        caps=[Cap(window="concurrent", max_count=1)],
+        call=CallTerms(destination="+14155550100", min_duration_s=60),
+    )))  # fmt: skip
+    assert calls.call == CallTerms(destination="+14155550100", min_duration_s=60)
+    fields = {k: v for k, v in solar_lead()["fields"].items() if k in ("zip", "state", "homeowner",
+              "property_type", "monthly_electric_bill")}  # fmt: skip
+    offer = exchange.client.post("/v1/calls", json={"vertical": "solar", "fields": fields},
+                                 headers=supplier.headers).json()  # fmt: skip
+    assert offer["status"] == "accepted", offer
+    exchange.client.post(f"/v1/calls/{offer['call_id']}/connect", json={"caller": "+14155550177"},
+                         headers=supplier.headers)  # fmt: skip
+    exchange.client.post(f"/v1/calls/{offer['call_id']}/end", json={"duration_s": 20},
+                         headers=supplier.headers)  # fmt: skip
+    call = await done(client.get_call(offer["call_id"]))
+    assert (call.status, call.reason, call.price_minor, call.sale_id) == ("short", "call_too_short", PRICE, None)
+    assert call.payout_minor is None  # the supplier's payout is not the buyer's to see
+    assert [c.call_id for c in (await done(client.list_calls(status="short"))).items] == [call.call_id]
 
     filed = await done(client.file_return(REASONS[1], sale_id=purchase.sale_id))
     assert await done(client.get_return(filed.id)) == filed

@@ -306,7 +306,7 @@ def buyer_routes(app) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
     found = set()
     for route in app.routes:
         for handler in getattr(route, "route_handlers", []):
-            if not isinstance(handler, HTTPRouteHandler) or handler.include_in_schema is False:
+            if not isinstance(handler, HTTPRouteHandler) or not handler.resolve_include_in_schema():
                 continue  # not part of the documented API (e.g. /metrics, for the scraper)
             if _admits_buyers(handler):
                 for method in handler.http_methods - {"HEAD", "OPTIONS"}:
@@ -399,7 +399,7 @@ def test_the_checker_catches_enum_and_tag_drift(openapi):
     (_, real) = msgspec.json.schema_components(list(RESPONSE_SCHEMAS), ref_template=REF + "{name}")
     problems = compare("Cap", real["Cap"], real, drifted["Cap"], drifted, response=True)
     assert problems == [
-        "window: enumeration CapWindow: SDK only ['month', 'week'], API only ['year']"
+        "window: enumeration CapWindow: SDK only ['concurrent', 'month', 'week'], API only ['year']"
     ]
 
 

@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from exchange.errors import ApiError
-from exchange.notifications import outbox, service, templates
+from exchange.notifications import outbox, service, templates, unowned
 from exchange.notifications.messages import NotificationConfigIn
 
 
@@ -64,3 +64,24 @@ def test_default_message_when_no_template():
     cfg = NotificationConfigIn()
     subject, body = outbox.message(cfg, "assigned", "email", {"lead_id": "L1", "event": "assigned"})
     assert subject.startswith("Lead L1 assigned")
+
+
+def test_unowned_has_its_own_default_text_and_only_managers_hear_of_it():
+    cfg = msgspec.convert(
+        {"unowned_minutes": 15, "agent": {"events": ["assigned"]},
+         "managers": [{"email": "m@x.test", "events": ["unowned"], "min_score": 50},
+                      {"email": "hook@x.test", "events": ["unowned"], "channels": ["webhook"]}]},
+        NotificationConfigIn,
+    )  # fmt: skip
+    values = {"lead_id": "L1", "vertical": "solar", "team_name": "Floor", "routed_at": "2026-11-24T09:00:00+00:00"}
+    subject, body = outbox.message(cfg, "unowned", "email", values)
+    assert subject == "Lead L1 has no owner (solar)"
+    assert "routed to Floor at 2026-11-24T09:00:00+00:00 and nobody owns it" in body
+    assert outbox.recipients(cfg, "unowned", 60, None) == [("manager:m@x.test", "email", "m@x.test")]
+    assert outbox.recipients(cfg, "unowned", 40, None) == []  # no webhook set: hook@ is not told
+    assert unowned.min_score(cfg) == (True, 50)
+    assert unowned.min_score(NotificationConfigIn()) == (False, None)
+    service.check(cfg)  # the rule has its minutes
+    with pytest.raises(ApiError) as err:
+        service.check(msgspec.structs.replace(cfg, unowned_minutes=None))
+    assert [f.path for f in err.value.body.fields] == ["managers[0].events", "managers[1].events"]
