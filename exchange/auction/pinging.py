@@ -8,7 +8,7 @@ import functools
 import hashlib
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import sqlalchemy as sa
@@ -40,9 +40,10 @@ from exchange.errors import validation_error
 from exchange.ids import new_id
 from exchange.intake import service as intake
 from exchange.intake.messages import LeadIn
-from exchange.intake.validate import Stage, validate_lead
+from exchange.intake.validate import Stage, ValidLead, validate_lead
 from exchange.matching.caps import breach_details
 from exchange.matching.eligibility import caps_now
+from exchange.scoring.rules import LeadScore
 from exchange.scoring.store import score_lead
 from exchange.store.db import Database, insert_for
 from exchange.store.tables import (
@@ -52,7 +53,18 @@ from exchange.store.tables import (
 )
 
 
-async def ping(ctx: Context, supplier: Principal, data: PingIn) -> PingOut:
+class Pinged(NamedTuple):
+    """A ping that may be auctioned: its market, its validated fields and its score."""
+
+    market: VerticalMarket
+    lead: ValidLead
+    score: LeadScore | None
+
+
+async def admit_ping(ctx: Context, supplier: Principal, data: PingIn | Any) -> Pinged:
+    """The rate limit, the vertical, the ping-stage validation (no PII; a 422 naming every
+    field) and the score, for a lead ping or a call ping (``data``: vertical, fields, source,
+    sub_ids, test)."""
     await _rate_limit(ctx, supplier.party_id)
     vertical, market = await _vertical_and_market(ctx, data.vertical)
     lead_in = LeadIn(vertical=data.vertical, fields=data.fields, source=data.source, sub_ids=data.sub_ids, test=data.test)
@@ -60,6 +72,11 @@ async def ping(ctx: Context, supplier: Principal, data: PingIn) -> PingOut:
     if isinstance(result, list):
         raise validation_error(result)
     scored = await score_lead(market.scoring, ctx.market.history, market.vertical_id, result.fields, data.source)
+    return Pinged(market, result, scored)
+
+
+async def ping(ctx: Context, supplier: Principal, data: PingIn) -> PingOut:
+    market, result, scored = await admit_ping(ctx, supplier, data)
     now = _now()
     ping_id = new_id()
     auction = await _run_auction(

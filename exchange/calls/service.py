@@ -26,10 +26,9 @@ from exchange.auction.context import (
     LEAD_UNSOLD,
     Context,
     _now,
-    _rate_limit,
     _vertical_and_market,
 )
-from exchange.auction.pinging import _summary, _write_trace, hold_offer
+from exchange.auction.pinging import _summary, _write_trace, admit_ping, hold_offer
 from exchange.auction.posting import _contradictions, _merge_with_ping
 from exchange.auction.selling import Refused, start_sale
 from exchange.auth.parties import PartyKind, Principal
@@ -42,7 +41,7 @@ from exchange.intake import normalize
 from exchange.intake import service as intake
 from exchange.intake import verticals as vertical_store
 from exchange.intake.fields import FieldFormat, FieldSpec
-from exchange.intake.messages import LeadIn, SourcedLeadIn
+from exchange.intake.messages import SourcedLeadIn
 from exchange.intake.validate import Stage, ValidLead, validate_lead
 from exchange.matching import CampaignRules
 from exchange.scoring.store import score_lead
@@ -64,13 +63,7 @@ _CALLER = FieldSpec(name="caller", format=FieldFormat.PHONE, pii=True)
 async def ping(ctx: Context, supplier: Principal, data: CallPingIn) -> CallOffer:
     """Run the call's auction among the campaigns that buy calls; the winner's line (or, with
     no bid, the team whose route takes calls) is where it rings."""
-    await _rate_limit(ctx, supplier.party_id)
-    vertical, market = await _vertical_and_market(ctx, data.vertical)
-    lead_in = LeadIn(vertical=data.vertical, fields=data.fields, source=data.source, sub_ids=data.sub_ids, test=data.test)
-    result = validate_lead(vertical.fields, lead_in, Stage.PING, intake.limits_of(ctx.settings))
-    if isinstance(result, list):
-        raise validation_error(result)
-    scored = await score_lead(market.scoring, ctx.market.history, market.vertical_id, result.fields, data.source)
+    market, result, scored = await admit_ping(ctx, supplier, data)
     now = _now()
     call_id = new_id()
     auction = await _run_auction(

@@ -251,6 +251,28 @@ async def _assign(
     return None, None
 
 
+class Choosing(NamedTuple):
+    """What a team's settings make of one lead now: the strategy (after hybrid rules), the
+    score tiers tried first, the conversion segment, and the decision that records them."""
+
+    routing: TeamRouting
+    reqs: LeadRequirements
+    choice: hybrid.Choice
+    tiers: frozenset[int]
+    segment: str
+    decision: Decision
+
+
+def choosing(cfg: TeamConfig, lead: LeadFacts, now: dt.datetime) -> Choosing:
+    routing = cfg.routing or NO_ROUTING
+    choice = hybrid.strategy_for(cfg.strategy, routing.rules, routing.timezone, now, lead.score)
+    tiers = hybrid.preferred_tiers(routing.score_tiers, lead.score)
+    segment = segment_of(routing, lead)
+    decision = Decision(strategy=choice.strategy, rule=choice.rule, segment=segment,
+                        tiers=sorted(tiers))  # fmt: skip
+    return Choosing(routing, lead_requirements(cfg, lead.fields), choice, tiers, segment, decision)
+
+
 async def call_plan(
     conn: AsyncConnection, team_id: uuid.UUID, lead: LeadFacts, now: dt.datetime
 ) -> tuple[RingPlan | None, Decision]:
@@ -259,13 +281,7 @@ async def call_plan(
     no agent's counters move until one answers (``take_call``). ``lead.id``: the call's id,
     which seeds predictive routing's draw."""
     cfg = await team_config(conn, team_id, now)
-    routing = cfg.routing or NO_ROUTING
-    reqs = lead_requirements(cfg, lead.fields)
-    choice = hybrid.strategy_for(cfg.strategy, routing.rules, routing.timezone, now, lead.score)
-    tiers = hybrid.preferred_tiers(routing.score_tiers, lead.score)
-    segment = segment_of(routing, lead)
-    decision = Decision(strategy=choice.strategy, rule=choice.rule, segment=segment,
-                        tiers=sorted(tiers))  # fmt: skip
+    routing, reqs, choice, tiers, segment, decision = choosing(cfg, lead, now)
     team = [m for m in await store.members(conn, team_id) if m.row.call_destination]
     decisions = _decisions(team, reqs, now)
     eligible = rank_agents(team, reqs, now, decisions)
@@ -484,13 +500,7 @@ async def start(
     """Apply the team's strategy to a queued lead; the status it ends in. ``owner``: the agent
     that owns the lead's account, tried first."""
     cfg = cfg or await team_config(conn, row.team_id, now)
-    routing = cfg.routing or NO_ROUTING
-    reqs = lead_requirements(cfg, lead.fields)
-    choice = hybrid.strategy_for(cfg.strategy, routing.rules, routing.timezone, now, lead.score)
-    tiers = hybrid.preferred_tiers(routing.score_tiers, lead.score)
-    segment = segment_of(routing, lead)
-    decision = Decision(strategy=choice.strategy, rule=choice.rule, segment=segment,
-                        tiers=sorted(tiers))  # fmt: skip
+    routing, reqs, choice, tiers, segment, decision = choosing(cfg, lead, now)
     if not await store.move(conn, row, now, segment=segment):  # someone else is routing it
         return row.status
     if owner is not None:
