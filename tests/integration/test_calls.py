@@ -20,7 +20,7 @@ from exchange.auction import service as auction
 from exchange.auction.market import Market
 from exchange.auth.parties import PartyKind, Principal
 from exchange.calls import service as calls_service
-from exchange.calls.messages import CallPingIn
+from exchange.calls.messages import AnswerIn, CallPingIn, EndIn
 from exchange.errors import ApiError
 from exchange.intake.ratelimit import MemoryRateLimiter
 from exchange.store.db import Database
@@ -380,14 +380,11 @@ def test_a_sequential_teams_call_rings_in_order_with_a_ring_time_each(market):
 # --- many at once, on PostgreSQL ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
-def test_many_call_pings_at_once_never_take_more_lines_than_the_campaign_has(market):
-    lines = 2
-    market.call_campaign(caps=[{"window": "concurrent", "max_count": lines}])
-    settings = market.exchange.settings
-    supplier = Principal(party_id=market.supplier.id, kind=PartyKind.SUPPLIER, key_id=market.supplier.key_id, name="s")
-    threads, barrier = 8, threading.Barrier(8)
-    results: list[Any] = [None] * threads
+def _at_once(settings, jobs: list) -> list[Any]:
+    """Each job(ctx) in its own thread, event loop and pool (as separate API processes would
+    be), all released together; ApiErrors are returned, not raised."""
+    barrier = threading.Barrier(len(jobs))
+    results: list[Any] = [None] * len(jobs)
 
     def worker(i: int) -> None:
         async def main() -> Any:
@@ -396,7 +393,7 @@ def test_many_call_pings_at_once_never_take_more_lines_than_the_campaign_has(mar
             try:
                 await db.ping()
                 barrier.wait()
-                return await calls_service.ping(ctx, supplier, CallPingIn(vertical="solar", fields=CALL_FIELDS))
+                return await jobs[i](ctx)
             except ApiError as exc:
                 return exc
             finally:
@@ -404,12 +401,71 @@ def test_many_call_pings_at_once_never_take_more_lines_than_the_campaign_has(mar
 
         results[i] = asyncio.run(main())
 
-    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    for t in workers:
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
         t.start()
-    for t in workers:
+    for t in threads:
         t.join(timeout=120)
+    return results
+
+
+def _supplier(market: Market_) -> Principal:
+    return Principal(party_id=market.supplier.id, kind=PartyKind.SUPPLIER, key_id=market.supplier.key_id, name="s")
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_many_call_pings_at_once_never_take_more_lines_than_the_campaign_has(market):
+    lines = 2
+    market.call_campaign(caps=[{"window": "concurrent", "max_count": lines}])
+    supplier = _supplier(market)
+
+    async def ping(ctx):
+        return await calls_service.ping(ctx, supplier, CallPingIn(vertical="solar", fields=CALL_FIELDS))
+
+    results = _at_once(market.exchange.settings, [ping] * 8)
     statuses = sorted(r.status for r in results)
-    assert statuses == ["accepted"] * lines + ["rejected"] * (threads - lines), results
+    assert statuses == ["accepted"] * lines + ["rejected"] * (8 - lines), results
     held = [r for r in market.rows(calls) if r.status == "offered"]
     assert len(held) == lines
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_an_end_reported_many_times_at_once_bills_once(market):
+    market.call_campaign()
+    offer = market.ping()
+    market.connect(offer["call_id"])
+    before = balance(market.exchange.settings, market.buyer.id)
+    supplier, call_id = _supplier(market), uuid.UUID(offer["call_id"])
+
+    async def end(ctx):
+        return await calls_service.end(ctx, supplier, call_id, EndIn(duration_s=300))
+
+    results = _at_once(market.exchange.settings, [end] * 6)
+    assert {r.status for r in results} == {"completed"} and len({r.sale_id for r in results}) == 1
+    assert len(market.rows(sales)) == 1
+    assert balance(market.exchange.settings, market.buyer.id) == before - PRICE_MINOR
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_destinations_answering_at_once_give_the_lead_one_owner(market):
+    CallTeam(market, "parallel")
+    offer = market.ping()
+    call = market.connect(offer["call_id"])
+    supplier, call_id = _supplier(market), uuid.UUID(offer["call_id"])
+
+    def answer(address):
+        async def job(ctx):
+            return await calls_service.answer(ctx, supplier, call_id, AnswerIn(address=address))
+
+        return job
+
+    addresses = [d["address"] for d in offer["destinations"]]
+    results = _at_once(market.exchange.settings, [answer(a) for a in addresses * 3])
+    won = [r for r in results if not isinstance(r, ApiError)]
+    lost = [r for r in results if isinstance(r, ApiError)]
+    assert len({r.answered_by for r in won}) == 1  # the same answer repeated is fine
+    assert all(e.body.code == "already_answered" for e in lost) and len(lost) >= 2
+    owners = market.rows(lead_owners, lead_owners.c.lead_id == uuid.UUID(call["lead_id"]))
+    assert len(owners) == 1 and owners[0].status == "owned"
+    assert str(owners[0].agent_id) == next(d["agent_id"] for d in offer["destinations"]
+                                           if d["address"] == won[0].answered_by)  # fmt: skip
