@@ -641,7 +641,13 @@ intake_batches = sa.Table(
     sa.Column("rejected", sa.Integer, nullable=False),
     sa.Column("report", JSONType, nullable=False),  # per row: status, lead id, errors
     sa.Column("received_at", UTCDateTime, nullable=False),
+    # A large CSV is taken in by a worker: processing (rows still in pending_rows) then done.
+    sa.Column("status", sa.String(16), nullable=False, server_default="done"),
+    sa.Column("pending_rows", JSONType, nullable=True),  # the rows not yet taken in
+    sa.Column("processed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated_at", UTCDateTime, nullable=True),  # when it last moved
     sa.Index(None, "supplier_id", "received_at"),
+    sa.Index(None, "status", "updated_at"),
 )
 
 # --- Channels out: notifications (exchange.notifications) ---------------------------------------
