@@ -377,6 +377,25 @@ def test_a_sequential_teams_call_rings_in_order_with_a_ring_time_each(market):
     assert market.end(offer["call_id"], 60, answered_by=second)["answered_by"] == second
 
 
+def test_a_teams_call_campaign_rings_its_agents_and_bills_the_team(market):
+    team = CallTeam(market, "round_robin")
+    fund(market.exchange.settings, team.team.id, 50_000)
+    body = {"name": "our calls", "vertical": "solar", "price_mode": "fixed", "fixed_price_minor": PRICE_MINOR,
+            "call": {"min_duration_s": 60}, "buyer_id": str(team.team.id)}  # fmt: skip
+    r = market.client.post("/v1/campaigns", json=body, headers=market.op)
+    assert r.status_code == 201, r.text  # a team's call campaign may leave its line out
+    offer = market.ping()
+    assert offer["status"] == "accepted" and offer["payout_minor"] == PRICE_MINOR * 8 // 10
+    (destination,) = offer["destinations"]
+    assert destination["agent_id"] in {str(a.id) for a in team.agents[:2]}
+    call = market.connect(offer["call_id"])
+    ended = market.end(offer["call_id"], 60)
+    assert ended["status"] == "completed" and ended["sale_id"]
+    assert market.rows(leads, leads.c.id == uuid.UUID(call["lead_id"]))[0].status == "sold"
+    assert str(team.owner(call["lead_id"]).agent_id) == destination["agent_id"]
+    assert balance(market.exchange.settings, team.team.id) == 50_000 - PRICE_MINOR
+
+
 # --- many at once, on PostgreSQL ------------------------------------------------------------------
 
 
