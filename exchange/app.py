@@ -189,7 +189,8 @@ def _stop_worker(worker: dramatiq.Worker, grace_s: int) -> None:
     had not started go back to the in-memory broker and die with the process. That loses no
     work: each one is re-created from the database by a sweeper on the next start (deliveries
     from the outbox by ``sweep_deliveries``, unrouted leads by ``sweep_offers``, leads left
-    mid-walk by the stuck-lead sweep) or is itself a timer's tick (housekeeping)."""
+    mid-walk by the stuck-lead sweep, large CSV batches by the stalled-batch sweep) or is itself
+    a timer's tick (housekeeping)."""
     worker.stop(timeout=grace_s * 1000)
 
 

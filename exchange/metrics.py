@@ -259,7 +259,7 @@ def queue_names() -> tuple[str, ...]:
     from exchange.worker import actors
 
     return (actors.DELIVERY_QUEUE, actors.MAINTENANCE_QUEUE, actors.TEAMS_QUEUE,
-            actors.NOTIFICATIONS_QUEUE, actors.CRM_QUEUE)  # fmt: skip
+            actors.NOTIFICATIONS_QUEUE, actors.CRM_QUEUE, actors.INTAKE_QUEUE)  # fmt: skip
 
 
 def _queue_family() -> GaugeMetricFamily:

@@ -9,6 +9,7 @@ from exchange.api.finance import LedgerController, MyLedgerController
 from exchange.api.health import health
 from exchange.api.leads import LeadController
 from exchange.api.notifications import AgentStreamController, NotificationController
+from exchange.api.ops import OpsController
 from exchange.api.outcomes import OutcomeController, PostbackInfoController, outcome_postback
 from exchange.api.parties import KeyController, MeController, PartyController
 from exchange.api.reports import ReportController
@@ -62,6 +63,7 @@ ROUTES = [
     CrmConnectionController,
     LeadCrmController,
     ReportController,
+    OpsController,
     *CHANNEL_ROUTES,
 ]
 

@@ -24,6 +24,8 @@ from exchange.errors import ApiError, FieldProblem, forbidden, not_found
 PUBLIC = {"exclude_from_auth": True}
 CSV_TYPES = ("text/csv", "text/plain", "application/csv")
 EMAIL_TYPES = ("message/rfc822", "text/plain", "application/octet-stream")
+# A batch's report is read a page at a time (a 10,000-row file's report is megabytes).
+REPORT_PAGE_MAX = 1000
 
 
 def _now() -> dt.datetime:
@@ -119,7 +121,8 @@ class IntakeSourceController(Controller):
         "/{source_id:uuid}/csv",
         guards=[allow(PartyKind.SUPPLIER)],
         request_max_body_size=payloads.CSV_MAX_BYTES,
-        summary="Upload a CSV batch: each row a lead, with a per-row report",
+        summary="Upload a CSV batch: each row a lead, with a per-row report (a large file: 202, "
+        "then poll the batch)",
     )
     async def upload_csv(
         self, request: Request, source_id: FromPath[uuid.UUID], name: FromQuery[str | None] = None
@@ -132,6 +135,8 @@ class IntakeSourceController(Controller):
         _require_type(request, CSV_TYPES)
         body = await request.body()
         batch = await service.csv_batch(request.app.state.auction, source, body, name)
+        if batch.status == "processing":  # a worker takes it in: poll its path
+            return Response(content=batch, status_code=202, headers={"Location": batch.path})
         return Response(content=batch, status_code=201)
 
 
@@ -142,12 +147,27 @@ class IntakeBatchController(Controller):
     @get(
         "/{batch_id:uuid}",
         guards=[allow(PartyKind.SUPPLIER)],
-        summary="A CSV batch's or email's report",
+        summary="A CSV batch's or email's progress and report (a page of it: ?after=<line>)",
     )
-    async def show(self, request: Request, batch_id: FromPath[uuid.UUID]) -> BatchView:
+    async def show(
+        self,
+        request: Request,
+        batch_id: FromPath[uuid.UUID],
+        after: FromQuery[int | None] = None,
+        limit: FromQuery[int | None] = None,
+    ) -> BatchView:
         principal: Principal = request.user
+        if limit is not None and not 1 <= limit <= REPORT_PAGE_MAX:
+            raise ApiError(
+                422,
+                "validation_failed",
+                "report page size out of range",
+                fields=[FieldProblem("query.limit", f"between 1 and {REPORT_PAGE_MAX}")],
+            )
         async with db_of(request).read() as conn:
-            batch = await store.get_batch(conn, batch_id)
+            batch = await store.get_batch(
+                conn, batch_id, after=after, limit=limit or REPORT_PAGE_MAX
+            )
         if batch is None:
             raise not_found("intake batch")
         if not principal.is_operator and batch.supplier_id != principal.party_id:

@@ -103,9 +103,13 @@ class BatchView(msgspec.Struct, kw_only=True):
     supplier_id: uuid.UUID
     kind: str
     name: str | None
+    path: str  # where to read it again (GET)
+    status: str  # done; processing: a large CSV a worker is still taking in
     rows: int
+    processed: int  # rows taken in so far (rows, once done)
     accepted: int
     rejected: int
     duplicates: int
-    report: list[RowReport]
+    report: list[RowReport]  # by line; a page of it (report_next_after: the next page)
     received_at: dt.datetime
+    report_next_after: int | None = None  # pass as ?after= for the report's next page

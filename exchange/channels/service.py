@@ -11,7 +11,7 @@ import uuid
 import msgspec
 
 from exchange.auction.context import Context
-from exchange.channels import payloads
+from exchange.channels import batches, payloads
 from exchange.channels.intake import Taken, idempotency_key, lead_in, take
 from exchange.channels.messages import BatchView, RowReport
 from exchange.channels.meta import FetchFailed, LeadFetcher
@@ -136,7 +136,16 @@ async def meta(ctx: Context, source: Source, body: bytes, fetcher: LeadFetcher) 
     return results
 
 
-async def _take_row(ctx: Context, source: Source, row: payloads.CsvRow) -> RowReport:
+async def _take_row(
+    ctx: Context,
+    source: Source,
+    row: payloads.CsvRow,
+    *,
+    key: str | None = None,
+    body: bytes | None = None,
+) -> RowReport:
+    """One CSV row through the direct post. A worker's rows carry an idempotency ``key`` (the
+    batch and line) and their raw ``body``: taken in again, a row answers its first lead."""
     if row.extra:
         return RowReport(
             row=row.line,
@@ -147,9 +156,13 @@ async def _take_row(ctx: Context, source: Source, row: payloads.CsvRow) -> RowRe
     lead, paths = lead_in(source, row.items, path_of=lambda key: key)
     for attempt in range(RATE_LIMIT_RETRIES + 1):
         try:
-            taken = await take(ctx, source, lead, paths, body=msgspec.json.encode(lead))
+            taken = await take(
+                ctx, source, lead, paths, body=body or msgspec.json.encode(lead), key=key
+            )
         except ApiError as exc:
-            if exc.status == 429 and attempt < RATE_LIMIT_RETRIES:
+            # Rate limited, or (a replayed row) its first run is still selling it: wait.
+            waits = exc.status == 429 or exc.body.code == "post_in_progress"
+            if waits and attempt < RATE_LIMIT_RETRIES:
                 wait = (exc.body.details or {}).get("retry_after_s", 0.1)
                 await asyncio.sleep(min(max(float(wait), 0.01), RATE_LIMIT_WAIT_MAX_S))
                 continue
@@ -168,8 +181,11 @@ async def _take_row(ctx: Context, source: Source, row: payloads.CsvRow) -> RowRe
 
 
 async def csv_batch(ctx: Context, source: Source, body: bytes, name: str | None) -> BatchView:
-    """Each row through the same path, on its own: one row's failure never touches another."""
+    """Each row through the same path, on its own: one row's failure never touches another.
+    A small file here and now (status done); a large one by a worker (status processing)."""
     rows = payloads.csv_rows(body)  # a malformed file is refused whole, before any row
+    if len(rows) > batches.CSV_INLINE_ROWS_MAX:
+        return await batches.start(ctx, source, rows, name)
     report = [await _take_row(ctx, source, row) for row in rows]
     async with ctx.db.write() as conn:
         return await insert_batch(conn, source, "csv", name, report, _now())
@@ -184,3 +200,8 @@ async def inbound_email(ctx: Context, source: Source, body: bytes) -> BatchView:
     ]
     async with ctx.db.write() as conn:
         return await insert_batch(conn, source, "email", mail.subject, report, _now())
+
+
+async def take_in_batch(ctx: Context, batch_id: uuid.UUID) -> bool:
+    """A large CSV batch's next chunk (the ``take_in_batch`` actor); True: more to come."""
+    return await batches.take_in(ctx, batch_id, _take_row)

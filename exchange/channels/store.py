@@ -248,6 +248,10 @@ async def list_sources(
     return [view(_source(row)) for row in await conn.execute(query)]
 
 
+def batch_path(batch_id: uuid.UUID) -> str:
+    return f"/v1/intake-batches/{batch_id}"
+
+
 async def insert_batch(
     conn: AsyncConnection,
     source: Source,
@@ -256,6 +260,7 @@ async def insert_batch(
     report: list[RowReport],
     now: dt.datetime,
 ) -> BatchView:
+    """A batch taken in already (an inline CSV file, an email)."""
     batch_id = new_id()
     counts = _counts(report)
     await conn.execute(
@@ -270,6 +275,9 @@ async def insert_batch(
             rejected=counts["rejected"] + counts["duplicate"],
             report=msgspec.to_builtins(report),
             received_at=now,
+            status="done",
+            processed=len(report),
+            updated_at=now,
         )
     )
     return BatchView(
@@ -278,13 +286,104 @@ async def insert_batch(
         supplier_id=source.supplier_id,
         kind=kind,
         name=name,
+        path=batch_path(batch_id),
+        status="done",
         rows=len(report),
+        processed=len(report),
         accepted=counts["accepted"],
         rejected=counts["rejected"] + counts["duplicate"],
         duplicates=counts["duplicate"],
         report=report,
         received_at=now,
     )
+
+
+async def insert_pending_batch(
+    conn: AsyncConnection,
+    source: Source,
+    name: str | None,
+    pending_rows: list,
+    rows: int,
+    now: dt.datetime,
+) -> BatchView:
+    """A CSV batch whose rows a worker will take in (``exchange.channels.batches``)."""
+    batch_id = new_id()
+    await conn.execute(
+        intake_batches.insert().values(
+            id=batch_id,
+            source_id=source.id,
+            supplier_id=source.supplier_id,
+            kind="csv",
+            name=name[:300] if name else None,
+            rows=rows,
+            accepted=0,
+            rejected=0,
+            report=[],
+            received_at=now,
+            status="processing",
+            pending_rows=pending_rows,
+            processed=0,
+            updated_at=now,
+        )
+    )
+    return BatchView(
+        id=batch_id,
+        source_id=source.id,
+        supplier_id=source.supplier_id,
+        kind="csv",
+        name=name[:300] if name else None,
+        path=batch_path(batch_id),
+        status="processing",
+        rows=rows,
+        processed=0,
+        accepted=0,
+        rejected=0,
+        duplicates=0,
+        report=[],
+        received_at=now,
+    )
+
+
+async def add_progress(
+    conn: AsyncConnection,
+    batch_id: uuid.UUID,
+    processed: int,
+    report: list[RowReport],
+    rest: list | None,
+    now: dt.datetime,
+) -> bool:
+    """Append a chunk's reports and counts and keep only ``rest`` pending (done without), in
+    one statement guarded by ``processed``: False when another run moved the batch first."""
+    row = (
+        await conn.execute(
+            sa.select(intake_batches.c.report).where(
+                intake_batches.c.id == batch_id,
+                intake_batches.c.status == "processing",
+                intake_batches.c.processed == processed,
+            )
+        )
+    ).first()
+    if row is None:
+        return False
+    counts = _counts(report)
+    done = await conn.execute(
+        intake_batches.update()
+        .where(
+            intake_batches.c.id == batch_id,
+            intake_batches.c.status == "processing",
+            intake_batches.c.processed == processed,
+        )
+        .values(
+            report=list(row.report) + msgspec.to_builtins(report),
+            accepted=intake_batches.c.accepted + counts["accepted"],
+            rejected=intake_batches.c.rejected + counts["rejected"] + counts["duplicate"],
+            processed=processed + len(report),
+            pending_rows=rest if rest else None,
+            status="processing" if rest else "done",
+            updated_at=now,
+        )
+    )
+    return done.rowcount == 1
 
 
 def _counts(report: list[RowReport]) -> dict[str, int]:
@@ -294,23 +393,35 @@ def _counts(report: list[RowReport]) -> dict[str, int]:
     return counts
 
 
-async def get_batch(conn: AsyncConnection, batch_id: uuid.UUID) -> BatchView | None:
+async def get_batch(
+    conn: AsyncConnection, batch_id: uuid.UUID, *, after: int | None = None, limit: int
+) -> BatchView | None:
+    """The batch with a page of its report: the rows after line ``after``, ``limit`` at most."""
     row = (
         await conn.execute(sa.select(intake_batches).where(intake_batches.c.id == batch_id))
     ).first()
     if row is None:
         return None
     report = msgspec.convert(row.report, list[RowReport])
+    duplicates = _counts(report)["duplicate"]
+    if after is not None:
+        report = [r for r in report if r.row > after]
+    more = len(report) > limit
+    report = report[:limit]
     return BatchView(
         id=row.id,
         source_id=row.source_id,
         supplier_id=row.supplier_id,
         kind=row.kind,
         name=row.name,
+        path=batch_path(row.id),
+        status=row.status,
         rows=row.rows,
+        processed=row.processed if row.status != "done" else row.rows,
         accepted=row.accepted,
         rejected=row.rejected,
-        duplicates=_counts(report)["duplicate"],
+        duplicates=duplicates,
         report=report,
         received_at=row.received_at,
+        report_next_after=report[-1].row if more else None,
     )

@@ -34,7 +34,12 @@ NOTICES = {
 }
 BAD_KEY = "That key is unknown, revoked or inactive."
 # What each kind of party sees now; the kinds without a page of their own get a landing page.
-PAGES = {PartyKind.AGENT: "agent.html"}
+PAGES = {
+    PartyKind.AGENT: "agent.html",
+    PartyKind.BUYER: "buyer.html",
+    PartyKind.FINANCE: "finance.html",
+    PartyKind.OPERATOR: "operator.html",
+}
 
 
 def home_of(kind: PartyKind) -> str:

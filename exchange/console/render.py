@@ -8,8 +8,9 @@ from typing import Any
 import jinja2
 from litestar import MediaType, Response
 
-from exchange import __version__
+from exchange import __version__, reasons
 from exchange.console import assets
+from exchange.teams import reasons as team_reasons
 
 # The console's pages load scripts, styles and data from this origin only: an injected
 # <script> or an inline handler does not run, and no other site may frame the page.
@@ -36,8 +37,14 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(static=assets.url, version=__version__)
+    env.globals.update(static=assets.url, version=__version__, reason_codes=reason_codes)
     return env
+
+
+def reason_codes() -> dict[str, str]:
+    """Every reason code's one-line meaning (the auction's and the teams'; ``<...>`` templates),
+    for pages that explain a trace or a routing decision."""
+    return {**reasons.REASONS, **team_reasons.REASONS}
 
 
 def page(template: str, status_code: int = 200, **context: Any) -> Response:

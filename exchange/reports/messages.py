@@ -99,6 +99,19 @@ class BrokerQueue(msgspec.Struct, kw_only=True):
     dead: int
 
 
+class RecentLead(msgspec.Struct, kw_only=True):
+    """One of the last leads taken in, test leads included, for the operator to open."""
+
+    lead_id: uuid.UUID
+    created_at: dt.datetime
+    status: str
+    vertical: str
+    channel: str  # api for the native ping/post API
+    supplier_id: uuid.UUID
+    supplier: str  # the supplier's name
+    test: bool
+
+
 class Flow(msgspec.Struct, kw_only=True):
     """``GET /v1/ops/flow``: the last minutes of the exchange at a glance (operators)."""
 
@@ -112,3 +125,4 @@ class Flow(msgspec.Struct, kw_only=True):
     teams: list[TeamQueue]  # the longest queues first, at most 50
     outboxes: list[Outbox]
     broker: list[BrokerQueue] | None  # null: the broker could not be read in time
+    recent: list[RecentLead]  # the last 20 leads, newest first

@@ -32,6 +32,10 @@ send_notifications: dramatiq.Actor | None = None
 NOTIFICATIONS_QUEUE = "notifications"  # retries are the outbox's (exchange.notifications)
 sync_crm: dramatiq.Actor | None = None
 CRM_QUEUE = "crm"  # retries are the outbox's (exchange.crm.sender), as for deliveries
+take_in_batch: dramatiq.Actor | None = None
+INTAKE_QUEUE = "intake"  # large CSV batches, a chunk a message (exchange.channels.batches)
+INTAKE_MAX_RETRIES = 3  # then the stalled-batch sweep sends it again
+INTAKE_TIME_LIMIT_MS = 300_000  # a chunk stops at CHUNK_TIME_BUDGET_S (plus one slow row)
 
 TEAMS_QUEUE = "teams"
 TEAMS_MAX_RETRIES = 3
@@ -52,7 +56,7 @@ def _maintenance_actor(broker: dramatiq.Broker, fn, name: str) -> dramatiq.Actor
 
 def declare(broker: dramatiq.Broker) -> None:
     global purge_expired, expire_pings, deliver_sale, sweep_deliveries, route_to_team, sweep_offers
-    global send_notifications, sync_crm
+    global send_notifications, sync_crm, take_in_batch
 
     async def _deliver_sale(sale_id: str) -> None:
         import uuid
@@ -97,6 +101,9 @@ def declare(broker: dramatiq.Broker) -> None:
         from exchange.crm import sender as crm_sender
 
         await crm_sender.sweep(runtime.db(), now, SWEEP_BATCH)  # CRM pushes due (lost or retrying)
+        from exchange.channels import batches
+
+        await batches.sweep_stalled(runtime.db(), runtime.settings(), now)  # CSV batches that stopped
 
     sweep_deliveries = _maintenance_actor(broker, _sweep_deliveries, "sweep_deliveries")
 
@@ -195,4 +202,23 @@ def declare(broker: dramatiq.Broker) -> None:
         broker=broker,
         max_retries=DELIVERY_MAX_RETRIES,
         time_limit=DELIVERY_TIME_LIMIT_MS,
+    )
+
+    async def _take_in_batch(batch_id: str) -> None:
+        """A large CSV batch's next chunk, then a message for the one after (idempotent: rows
+        are keyed by batch and line, and progress only counts once)."""
+        import uuid
+
+        from exchange.channels import batches, service
+
+        if await service.take_in_batch(runtime.auction_context(), uuid.UUID(batch_id)):
+            batches.enqueue(uuid.UUID(batch_id))
+
+    take_in_batch = dramatiq.actor(
+        _take_in_batch,
+        actor_name="take_in_batch",
+        queue_name=INTAKE_QUEUE,
+        broker=broker,
+        max_retries=INTAKE_MAX_RETRIES,
+        time_limit=INTAKE_TIME_LIMIT_MS,
     )
