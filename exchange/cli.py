@@ -179,6 +179,12 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
           "leads nobody buys (predictive routing, solar leads scored)")
     if key:
         print(f"demo supplier key (kept in {settings.var_dir}/demo_supplier_key): {key}")
+    console_keys = _run_db(settings, lambda c: demo.ensure_demo_console_keys(c, settings))
+    where = f"http://{args.host or settings.host}:{args.port or settings.port}/console"
+    print(f"console: {where}; sign in with a demo key (kept in {settings.var_dir}/"
+          f"{demo.DEMO_CONSOLE_KEYS_FILE}):")
+    for kind, console_key in console_keys.items():
+        print(f"  {kind:<9} {console_key}")
     os.environ["EXCHANGE_DEMO"] = "true" if not args.no_traffic else "false"
     # The demo traffic posts to the address served: --host and --port, when given, not only
     # the settings' (it used to post to port 8000 whatever --port said).

@@ -484,6 +484,49 @@ async def ensure_demo_team(conn: AsyncConnection) -> bool:
     return True
 
 
+DEMO_CONSOLE_KEYS_FILE = "demo_console_keys.json"
+DEMO_CONSOLE_BUYER = "Bright Solar Co"  # a demo buyer whose fixed-price campaign buys all day
+
+
+async def ensure_demo_console_keys(conn: AsyncConnection, settings: Settings) -> dict[str, str]:
+    """A key for each console page of the demo (operator, finance, an advertiser, an agent of
+    the demo team), made once and kept under var/ (0600) so `make run` can say how to sign in.
+    Demo keys for a local demo: a real deployment issues its own (docs/keys.md)."""
+    from exchange.auth.parties import PartyIn, PartyKind, create_party, issue_key
+    from exchange.store.tables import parties
+
+    path = Path(settings.var_dir) / DEMO_CONSOLE_KEYS_FILE
+    if path.exists():
+        kept = msgspec.json.decode(path.read_bytes())
+        if isinstance(kept, dict) and all(isinstance(v, str) for v in kept.values()):
+            return kept
+
+    async def party(kind: PartyKind, name: str) -> Any:
+        row = (
+            await conn.execute(sa.select(parties.c.id).where(parties.c.kind == kind.value, parties.c.name == name))
+        ).first()
+        return row.id if row else (await create_party(conn, PartyIn(kind=kind, name=name))).id
+
+    wanted = {
+        "operator": await party(PartyKind.OPERATOR, "Demo operator"),
+        "finance": await party(PartyKind.FINANCE, "Demo finance"),
+        "buyer": await party(PartyKind.BUYER, DEMO_CONSOLE_BUYER),
+    }
+    agent = (
+        await conn.execute(
+            sa.select(parties.c.id).where(parties.c.kind == PartyKind.AGENT.value, parties.c.name == DEMO_AGENTS[0][0])
+        )
+    ).first()
+    if agent is not None:
+        wanted["agent"] = agent.id
+    keys = {kind: (await issue_key(conn, party_id, "demo console")).key for kind, party_id in wanted.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(msgspec.json.format(msgspec.json.encode(keys)) + b"\n")
+    return keys
+
+
 async def agents_at_work(settings: Settings) -> None:
     """The demo team's agents, forever: each makes first contact with the leads it owns, then
     closes them won (with a value) or lost by its hidden rate, higher for higher-scored leads.
