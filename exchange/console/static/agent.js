@@ -4,7 +4,6 @@
 // sends the page's CSRF token. Values are put on the page as text, never as HTML.
 "use strict";
 (() => {
-  const CSRF = document.querySelector('meta[name="csrf-token"]').content;
   const HEARTBEAT_MS = 60000; // presence: the profile's heartbeat_ttl_s is 90 s by default
   const POLL_MS = 30000; // the stream is a live view; the offer list stays the truth
   const RECONNECT_MS = 5000;
@@ -17,47 +16,12 @@
   let refreshSeq = 0;
 
   async function api(method, path, body) {
-    const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (method !== "GET") init.headers["X-CSRF-Token"] = CSRF;
-    if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    let res;
-    try {
-      res = await fetch(path, init);
-    } catch (err) {
-      return { ok: false, status: 0, data: null };
-    }
-    if (res.status === 401) {
-      location.assign("/console/login?expired=1");
-      return { ok: false, status: 401, data: null };
-    }
-    const date = Date.parse(res.headers.get("Date") || "");
-    if (!Number.isNaN(date)) clockSkewMs = date - Date.now();
-    let data = null;
-    try {
-      data = await res.json();
-    } catch (err) {
-      data = null;
-    }
-    return { ok: res.ok, status: res.status, data };
+    const res = await Console.api(method, path, body);
+    if (!Number.isNaN(res.serverTime)) clockSkewMs = res.serverTime - Date.now();
+    return res;
   }
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (name === "class") node.className = value;
-      else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-      else node.setAttribute(name, value === true ? "" : String(value));
-    }
-    for (const child of children.flat()) {
-      if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
+  const { el } = window.Console;
 
   // Field labels and formats from the verticals (GET /v1/verticals), by field name.
   const fieldInfo = new Map();

@@ -6,7 +6,6 @@
 // string arithmetic, never through a float.
 "use strict";
 (() => {
-  const CSRF = document.querySelector('meta[name="csrf-token"]').content;
   const WINDOWS = ["hour", "day", "week", "month"];
   const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
   const DAY_NAMES = { mon: "Mon", tue: "Tue", wed: "Wed", thu: "Thu", fri: "Fri", sat: "Sat", sun: "Sun" };
@@ -21,48 +20,11 @@
   const fieldInfo = new Map(); // field name -> {label, format}, from GET /v1/verticals
   let editing = null; // the campaign as read just before editing (GET /v1/campaigns/{id})
 
-  // -- plumbing (as in agent.js) -----------------------------------------------------------
+  // -- plumbing (static/console.js) ---------------------------------------------------------
 
-  async function api(method, path, body) {
-    const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (method !== "GET") init.headers["X-CSRF-Token"] = CSRF;
-    if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    let res;
-    try {
-      res = await fetch(path, init);
-    } catch (err) {
-      return { ok: false, status: 0, data: null };
-    }
-    if (res.status === 401) {
-      location.assign("/console/login?expired=1");
-      return { ok: false, status: 401, data: null };
-    }
-    let data = null;
-    try {
-      data = await res.json();
-    } catch (err) {
-      data = null;
-    }
-    return { ok: res.ok, status: res.status, data };
-  }
+  const { api } = window.Console;
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (name === "class") node.className = value;
-      else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-      else node.setAttribute(name, value === true ? "" : String(value));
-    }
-    for (const child of children.flat(Infinity)) {
-      if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
+  const { el } = window.Console;
 
   function errorText(res) {
     const error = res.data && res.data.error;

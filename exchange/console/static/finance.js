@@ -6,7 +6,6 @@
 // digits as a string (no float ever touches an amount).
 "use strict";
 (() => {
-  const CSRF = document.querySelector('meta[name="csrf-token"]').content;
   const RETURNS_PAGE = 100;
   const TABS = ["returns", "ledger", "balances", "reconciliation", "periods"];
   const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -15,46 +14,9 @@
   let returnsAfter = null; // next_after of the last page of returns read
   let returnsSeq = 0;
 
-  async function api(method, path, body) {
-    const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (method !== "GET") init.headers["X-CSRF-Token"] = CSRF;
-    if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    let res;
-    try {
-      res = await fetch(path, init);
-    } catch (err) {
-      return { ok: false, status: 0, data: null };
-    }
-    if (res.status === 401) {
-      location.assign("/console/login?expired=1");
-      return { ok: false, status: 401, data: null };
-    }
-    let data = null;
-    try {
-      data = await res.json();
-    } catch (err) {
-      data = null;
-    }
-    return { ok: res.ok, status: res.status, data };
-  }
+  const { api } = window.Console;
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (name === "class") node.className = value;
-      else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-      else node.setAttribute(name, value === true ? "" : String(value));
-    }
-    for (const child of children.flat()) {
-      if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
+  const { el } = window.Console;
 
   const errorOf = (res) => (res.data && res.data.error) || {};
   const why = (res) => errorOf(res).message || `Something went wrong (HTTP ${res.status || "offline"}).`;

@@ -22,40 +22,9 @@
   let openSeq = 0;
   let lastFlow = null; // redrawn at a new width without asking again
 
-  async function api(path) {
-    let res;
-    try {
-      res = await fetch(path, { credentials: "same-origin", headers: { Accept: "application/json" } });
-    } catch (err) {
-      return { ok: false, status: 0, data: null };
-    }
-    if (res.status === 401) {
-      location.assign("/console/login?expired=1");
-      return { ok: false, status: 401, data: null };
-    }
-    let data = null;
-    try {
-      data = await res.json();
-    } catch (err) {
-      data = null;
-    }
-    return { ok: res.ok, status: res.status, data };
-  }
+  const api = (path) => window.Console.api("GET", path);
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (name === "class") node.className = value;
-      else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-      else node.setAttribute(name, value === true ? "" : String(value));
-    }
-    for (const child of children.flat()) {
-      if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
+  const { el } = window.Console;
 
   function svg(tag, attrs, ...children) {
     const node = document.createElementNS(SVG_NS, tag);
