@@ -324,6 +324,9 @@ class CampaignIn(msgspec.Struct, kw_only=True, omit_defaults=True):
     conversion_floor_pct: int = 50  # its ranking value never below this % of its price
     call: CallTerms | None = None  # set: the campaign buys calls, and only calls
     buyer_id: uuid.UUID | None = None  # operators only
+    # replace: the version the change was made from; the campaign changed since -> Conflict
+    # (version_conflict). ``Campaign.to_input`` fills it in.
+    version: int | None = None
 
 
 class Campaign(msgspec.Struct, kw_only=True):

@@ -28,7 +28,7 @@ from exchange.auth.parties import PartyKind, get_party
 from exchange.calls.terms import CallTerms, terms_problems
 from exchange.delivery import BuyerEndpoints
 from exchange.delivery.config import URL_MASK
-from exchange.errors import FieldProblem, not_found, validation_error
+from exchange.errors import ApiError, FieldProblem, not_found, validation_error
 from exchange.ids import new_id
 from exchange.intake import verticals as vertical_store
 from exchange.intake.fields import SLUG_PATTERN
@@ -113,6 +113,10 @@ class CampaignIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     call: CallTerms | None = None
     # Operators only: the buyer (or team) the campaign is for. A buyer's own key may omit it.
     buyer_id: uuid.UUID | None = None
+    # A replace: the version this change was made from. Given, and the campaign changed since
+    # (another editor saved first), the replace is refused with 409 version_conflict and
+    # nothing changes; left out, the last write wins. Ignored on create.
+    version: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 
 class Campaign(msgspec.Struct, kw_only=True):
@@ -468,6 +472,13 @@ async def replace(conn: AsyncConnection, campaign_id: uuid.UUID, data: CampaignI
     ).first()
     if row is None:
         raise not_found("campaign")
+    if data.version is not None and data.version != row.version:
+        raise ApiError(
+            409, "version_conflict",
+            f"the campaign changed since version {data.version}: it is at version {row.version}; "
+            "read it again and make the change on that",
+            details={"version": row.version},
+        )  # fmt: skip
     problems: Problems = []
     if data.buyer_id is not None and data.buyer_id != row.buyer_id:
         problems.append(("buyer_id", "a campaign cannot move to another buyer"))

@@ -368,3 +368,26 @@ def test_a_buyer_reads_its_own_signing_secret(buyers):
     assert got["signature_header"] == "X-Exchange-Signature"
     supplier = exchange.new_party(PartyKind.SUPPLIER)
     assert exchange.client.get("/v1/account/signing-secret", headers=supplier.headers).status_code == 403
+
+
+def test_a_replace_made_from_an_old_version_is_refused_and_changes_nothing(buyers):
+    """Two editors read version 1; the first saves (version 2); the second's save, made from
+    version 1, would silently undo the first's change: it gets 409 and nothing changes."""
+    exchange, a, _ = buyers
+    client = exchange.client
+    created = decode(client.post("/v1/campaigns", json=SOLAR_CAMPAIGN, headers=a.headers))
+    cid = created["id"]
+    first = SOLAR_CAMPAIGN | {"fixed_price_minor": 3000, "version": 1}
+    r = client.put(f"/v1/campaigns/{cid}", json=first, headers=a.headers)
+    assert r.status_code == 200 and decode(r)["version"] == 2, r.text
+    second = SOLAR_CAMPAIGN | {"caps": [{"window": "day", "max_count": 5}], "version": 1}
+    r = client.put(f"/v1/campaigns/{cid}", json=second, headers=a.headers)
+    assert r.status_code == 409, r.text
+    error = decode(r)["error"]
+    assert (error["code"], error["details"]) == ("version_conflict", {"version": 2})
+    now = decode(client.get(f"/v1/campaigns/{cid}", headers=a.headers))
+    assert (now["version"], now["fixed_price_minor"], now["caps"]) == (2, 3000, SOLAR_CAMPAIGN["caps"])
+    r = client.put(f"/v1/campaigns/{cid}", json=second | {"version": 2}, headers=a.headers)
+    assert r.status_code == 200 and decode(r)["version"] == 3, r.text  # made from the latest
+    r = client.put(f"/v1/campaigns/{cid}", json=SOLAR_CAMPAIGN, headers=a.headers)
+    assert r.status_code == 200, r.text  # no version: the last write wins, as before

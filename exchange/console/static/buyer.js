@@ -372,7 +372,9 @@
   function fromForm() {
     const errors = [];
     const body = Object.assign({}, editing);
-    for (const key of ["id", "version", "created_at", "updated_at"]) delete body[key];
+    for (const key of ["id", "created_at", "updated_at"]) delete body[key];
+    // body.version stays: the version this edit was made from. If someone saved meanwhile the
+    // exchange answers 409 version_conflict instead of overwriting their change.
     body.name = $("f-name").value.trim();
     if (editing.price_mode === "fixed") {
       const price = toMinor($("f-price").value);
