@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import msgspec
 import sqlalchemy as sa
@@ -15,7 +16,7 @@ from exchange.auth.middleware import allow
 from exchange.auth.parties import PartyKind, Principal
 from exchange.errors import forbidden, not_found
 from exchange.intake.service import IDEMPOTENCY_REPLAY_HEADER
-from exchange.store.tables import calls, leads, pings
+from exchange.store.tables import calls, leads, pings, verticals
 
 
 def auction_of(request: Request) -> service.Context:
@@ -112,6 +113,8 @@ async def _trace(request: Request, *, lead_id: uuid.UUID | None, ping_id: uuid.U
             raise forbidden("this lead belongs to another supplier")
         ids = [i for i in (ping_id, lead_id) if i is not None]
         stages = await service.traces_of(conn, ids)
+        if principal.kind is not PartyKind.SUPPLIER:
+            await _explain_left_out(ctx, conn, stages, lead_id=lead_id, ping_id=ping_id)
     reasons = sorted({e.reason for t in stages for e in t.entries if e.reason})
     if principal.kind in (PartyKind.BUYER, PartyKind.TEAM):
         mine = str(principal.party_id)
@@ -128,6 +131,38 @@ async def _trace(request: Request, *, lead_id: uuid.UUID | None, ping_id: uuid.U
         subject_id=lead_id or ping_id, lead_id=lead_id, ping_id=ping_id, stages=stages, reasons=reasons,
         score=score, priority=priority,
     )  # fmt: skip
+
+
+async def _explain_left_out(
+    ctx: service.Context, conn: Any, stages: list[Trace], *, lead_id: uuid.UUID | None, ping_id: uuid.UUID | None
+) -> None:
+    """Add to the auction's stage the campaigns its index left out, each with its reason, so
+    "why didn't my campaign get this lead" has an answer for a geo filter or a paused campaign
+    too (``service.excluded_entries``)."""
+    auction = next((t for t in stages if t.stage == "ping"), None)
+    if auction is None:
+        return
+    subject = None
+    if ping_id is not None:
+        for table, is_call in ((pings, False), (calls, True)):
+            row = (await conn.execute(sa.select(table.c.fields, table.c.vertical_id).where(table.c.id == ping_id))).first()
+            if row is not None:
+                subject = (row.fields, row.vertical_id, is_call)
+                break
+    if subject is None and lead_id is not None:
+        row = (await conn.execute(sa.select(leads.c.fields, leads.c.vertical_id, leads.c.channel).where(leads.c.id == lead_id))).first()
+        if row is not None:
+            subject = (row.fields, row.vertical_id, row.channel == "call")
+    if subject is None:
+        return
+    fields, vertical_id, is_call = subject
+    slug = (await conn.execute(sa.select(verticals.c.slug).where(verticals.c.id == vertical_id))).scalar_one()
+    market = await ctx.market.get(slug)
+    if market is None:
+        return
+    seen = {e.campaign_id for e in auction.entries}
+    left_out = service.excluded_entries(market, fields or {}, auction.created_at, calls=is_call)
+    auction.entries.extend(e for e in left_out if e.campaign_id not in seen)
 
 
 class TraceController(Controller):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from typing import Any
 
 import msgspec
 import sqlalchemy as sa
@@ -160,6 +162,23 @@ async def explain(ctx: Context, supplier_id: uuid.UUID | None, data: PingIn) -> 
         entries=sorted(entries, key=lambda e: (e.reason is not None, e.reason or "", e.campaign_id)),
         score=scored,
     )
+
+
+def excluded_entries(market: VerticalMarket, fields: dict[str, Any], at: dt.datetime, *, calls: bool = False) -> list[TraceEntry]:
+    """The campaigns the index left out of an auction, each with the reason ``evaluate`` gives,
+    worked out again from the lead's stored (non-PII) fields at the auction's instant: the
+    auction keeps only their count (a trace of thousands of campaigns per lead would cost more
+    than the auction). From the campaigns as they are now, so marked ``recomputed``."""
+    index = market.call_index if calls else market.index
+    if index is None:
+        return []
+    return [
+        TraceEntry(
+            campaign_id=d.campaign_id, buyer_id=market.rules[d.campaign_id].buyer_id, reason=d.reason,
+            details={**d.details, "recomputed": True},
+        )
+        for d in index.excluded(market.slug, fields, at)
+    ]
 
 
 async def traces_of(conn: AsyncConnection, subject_ids: list[uuid.UUID]) -> list[Trace]:

@@ -24,9 +24,9 @@ from exchange.auction.context import (
     SupplierTerms,
     signing_secret,
 )
-from exchange.auction.direct import Explanation, direct_post, explain, traces_of
+from exchange.auction.direct import Explanation, direct_post, excluded_entries, explain, traces_of
 from exchange.auction.messages import TraceEntry
 from exchange.auction.pinging import expire_ping, expire_pings, ping
 from exchange.auction.posting import post
 
-__all__ = ["TraceEntry", "Context", "SupplierTerms", "signing_secret", "PING_OPEN", "PING_POSTED", "PING_EXPIRED", "PING_UNMATCHED", "LEAD_SOLD", "LEAD_UNSOLD", "ping", "expire_ping", "expire_pings", "post", "direct_post", "explain", "traces_of", "Explanation"]
+__all__ = ["TraceEntry", "Context", "SupplierTerms", "signing_secret", "PING_OPEN", "PING_POSTED", "PING_EXPIRED", "PING_UNMATCHED", "LEAD_SOLD", "LEAD_UNSOLD", "ping", "expire_ping", "expire_pings", "post", "direct_post", "explain", "traces_of", "excluded_entries", "Explanation"]

@@ -237,6 +237,28 @@ def test_traces_show_each_party_its_slice(market):
     assert exchange.client.get(f"/v1/leads/{out['lead_id']}/trace", headers=stranger.headers).status_code == 403
 
 
+def test_a_campaign_the_index_left_out_is_explained_in_its_buyers_trace(market):
+    """A state filter (or a paused campaign) keeps a campaign out of the auction's candidates
+    altogether; its buyer asking why it did not get the lead still gets the reason."""
+    exchange, supplier, a, b = market
+    add_campaign(exchange.settings, a.id, fixed_price_minor=3000)
+    texas = add_campaign(exchange.settings, b.id, fixed_price_minor=5000,
+                         filters=[{"kind": "states_in", "field": "state", "states": ["TX"]}])  # fmt: skip
+    paused = add_campaign(exchange.settings, b.id, fixed_price_minor=5000, active=False)
+    out = decode(exchange.client.post("/v1/leads", json=solar_lead(), headers=supplier.headers))
+    assert out["status"] == "sold"
+    r = exchange.client.get(f"/v1/leads/{out['lead_id']}/trace", headers=b.headers)
+    assert r.status_code == 200, r.text
+    mine = {e["campaign_id"]: e for t in r.json()["stages"] for e in t["entries"]}
+    assert set(mine) == {texas, paused}
+    assert mine[texas]["reason"] == "filtered:state" and mine[texas]["details"]["recomputed"] is True
+    assert mine[paused]["reason"] == "campaign_paused"
+    assert r.json()["reasons"] == ["campaign_paused", "filtered:state"]
+    operator = decode(exchange.client.get(f"/v1/leads/{out['lead_id']}/trace", headers=exchange.operator.headers))
+    ping = next(t for t in operator["stages"] if t["stage"] == "ping")
+    assert {texas, paused} <= {e["campaign_id"] for e in ping["entries"]}
+
+
 def test_explain_sells_nothing_and_lists_every_campaign(market):
     exchange, supplier, a, b = market
     c1 = add_campaign(exchange.settings, a.id, fixed_price_minor=3000)
