@@ -66,8 +66,12 @@ class Browser:
         browser, driver = _binaries()
         options = webdriver.ChromeOptions()
         options.binary_location = browser
+        # Without the background-networking flags Chromium keeps calling Google's hosts, which a
+        # closed CI network refuses many at a time (seen on this kind of machine).
         for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                    "--no-first-run", "--disable-extensions", f"--window-size={size[0]},{size[1]}"):  # fmt: skip
+                    "--no-first-run", "--disable-extensions", "--disable-quic",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--window-size={size[0]},{size[1]}"):  # fmt: skip
             options.add_argument(arg)
         self.base_url = base_url
         self.driver = webdriver.Chrome(options=options, service=Service(executable_path=driver))
