@@ -489,8 +489,8 @@ DEMO_CONSOLE_BUYER = "Bright Solar Co"  # a demo buyer whose fixed-price campaig
 
 
 async def ensure_demo_console_keys(conn: AsyncConnection, settings: Settings) -> dict[str, str]:
-    """A key for each console page of the demo (operator, finance, an advertiser, an agent of
-    the demo team), made once and kept under var/ (0600) so `make run` can say how to sign in.
+    """A key for each console page of the demo (operator, finance, an advertiser, the demo
+    supplier, an agent of the demo team), made once and kept under var/ (0600) so `make run` can say how to sign in.
     Demo keys for a local demo: a real deployment issues its own (docs/keys.md)."""
     from exchange.auth.parties import PartyIn, PartyKind, create_party, issue_key
     from exchange.store.tables import parties
@@ -511,6 +511,7 @@ async def ensure_demo_console_keys(conn: AsyncConnection, settings: Settings) ->
         "operator": await party(PartyKind.OPERATOR, "Demo operator"),
         "finance": await party(PartyKind.FINANCE, "Demo finance"),
         "buyer": await party(PartyKind.BUYER, DEMO_CONSOLE_BUYER),
+        "supplier": await party(PartyKind.SUPPLIER, DEMO_SUPPLIER_NAME),  # the demo traffic's
     }
     agent = (
         await conn.execute(

@@ -32,6 +32,7 @@ from exchange.auction.messages import (
     OfferedBidOut,
     PingIn,
     PingOut,
+    TraceEntry,
 )
 from exchange.auction.offer import PingOffer, build_offer
 from exchange.auction.ranking import RankedAuction
@@ -273,15 +274,26 @@ def _summary(auction: _Auction, market: VerticalMarket | None = None, fields: Ma
 
 
 async def _write_trace(conn: AsyncConnection, subject_id: uuid.UUID, stage: str, auction: _Auction, now: dt.datetime) -> None:
+    await write_stage(
+        conn, subject_id, stage, list(auction.entries.values()), now,
+        excluded_by_index=auction.excluded_by_index, score=auction.score,
+    )  # fmt: skip
+
+
+async def write_stage(
+    conn: AsyncConnection, subject_id: uuid.UUID, stage: str, entries: list[TraceEntry], now: dt.datetime,
+    *, excluded_by_index: int = 0, score: LeadScore | None = None,
+) -> None:
+    """One stage of a trace (written again, it replaces the stage)."""
     await conn.execute(
         _upsert_trace(conn.dialect.name),
         dict(
             subject_id=subject_id,
             stage=stage,
             decisions={
-                "entries": list(auction.entries.values()),  # Structs: the column's msgspec encodes them
-                "excluded_by_index": auction.excluded_by_index,
-                **({"score": auction.score} if auction.score is not None else {}),
+                "entries": entries,  # Structs: the column's msgspec encodes them
+                "excluded_by_index": excluded_by_index,
+                **({"score": score} if score is not None else {}),
             },
             created_at=now,
         ),

@@ -28,7 +28,8 @@ from exchange.auction.context import (
     _now,
     _vertical_and_market,
 )
-from exchange.auction.pinging import _summary, _write_trace, admit_ping, hold_offer
+from exchange.auction.messages import TraceEntry
+from exchange.auction.pinging import _summary, _write_trace, admit_ping, hold_offer, write_stage
 from exchange.auction.posting import _contradictions, _merge_with_ping
 from exchange.auction.selling import Refused, start_sale
 from exchange.auth.parties import PartyKind, Principal
@@ -441,6 +442,7 @@ async def end(ctx: Context, principal: Principal, call_id: uuid.UUID, data: EndI
             .values(status=result.status, reason=result.reason, duration_s=data.duration_s, ended_at=now, sale_id=sale_id)
         )
         if row.lead_id is not None:
+            await _trace_end(conn, row, sale_id, result.reason, data.duration_s, now)
             lead_status = LEAD_SOLD if sale_id is not None else LEAD_UNSOLD
             await conn.execute(
                 leads.update().where(leads.c.id == row.lead_id, leads.c.status == states.LEAD_CALLING).values(status=lead_status)
@@ -454,6 +456,23 @@ async def end(ctx: Context, principal: Principal, call_id: uuid.UUID, data: EndI
 
         await team_routing.hand_over(ctx.db, [row.lead_id])
     return view(row, principal)
+
+
+async def _trace_end(
+    conn: AsyncConnection, row: Any, sale_id: uuid.UUID | None, reason: str | None, duration_s: int, now: dt.datetime
+) -> None:
+    """The lead's trace gets the call's end as its stage ``call``: the winning campaign's
+    ``sold``, or why the call was not billed (a team's route: the team, with the reason)."""
+    if row.campaign_id is None and row.team_id is None:
+        return
+    entry = TraceEntry(
+        campaign_id=str(row.campaign_id) if row.campaign_id else "", buyer_id=str(row.buyer_id or row.team_id),
+        reason=reasons.SOLD if sale_id is not None else (reason or states.COMPLETED),
+        bid_minor=row.price_minor if row.campaign_id else None,
+        payout_minor=row.payout_minor if row.campaign_id else None,
+        details={"duration_s": duration_s, "min_duration_s": row.min_duration_s},
+    )  # fmt: skip
+    await write_stage(conn, row.lead_id, "call", [entry], now)
 
 
 async def _bill(conn: AsyncConnection, row: Any, now: dt.datetime) -> uuid.UUID:

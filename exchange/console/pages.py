@@ -39,6 +39,7 @@ PAGES = {
     PartyKind.BUYER: "buyer.html",
     PartyKind.FINANCE: "finance.html",
     PartyKind.OPERATOR: "operator.html",
+    PartyKind.SUPPLIER: "supplier.html",
 }
 
 

@@ -61,7 +61,8 @@ def setup_broker(settings: Settings) -> dramatiq.Broker:
 
 
 class CloseRuntime(Middleware):
-    """Close the actors' HTTP session on their event loop when a worker shuts down."""
+    """Close the actors' HTTP session and database pool on their event loop when a worker shuts
+    down (``runtime.close``)."""
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         from dramatiq.asyncio import get_event_loop_thread

@@ -63,11 +63,20 @@ def auction_context():  # type: ignore[no-untyped-def]
 
 
 async def close() -> None:
-    """Close what the actors opened on this loop (the HTTP session to buyers)."""
-    global _auction
-    if _auction is not None:
-        ctx = _auction[1]
-        _auction = None
-        await ctx.market.close()  # type: ignore[attr-defined]
-        if ctx.http is not None:  # type: ignore[attr-defined]
-            await ctx.http.close()  # type: ignore[attr-defined]
+    """Close what the actors opened on this loop: the HTTP session to buyers and the database's
+    pooled connections. Once the loop is closed neither can be: an aiosqlite connection left
+    open keeps its thread, and whenever the garbage collector stops that thread it answers on
+    whatever loop the collecting thread had, often closed by then ("Event loop is closed")."""
+    global _auction, _db
+    try:
+        if _auction is not None:
+            ctx = _auction[1]
+            _auction = None
+            await ctx.market.close()  # type: ignore[attr-defined]
+            if ctx.http is not None:  # type: ignore[attr-defined]
+                await ctx.http.close()  # type: ignore[attr-defined]
+    finally:
+        if _db is not None and _db[0] is asyncio.get_running_loop():
+            database = _db[1]
+            _db = None
+            await database.dispose()

@@ -164,7 +164,7 @@ def test_the_inbox_at_a_phone_width_with_a_sequential_countdown_then_sign_out(te
     a.wait_url("/console/login")
 
 
-@pytest.mark.parametrize("kind", [PartyKind.SUPPLIER])  # buyer, finance, operator: their own pages
+@pytest.mark.parametrize("kind", [PartyKind.TEAM])  # the others have their own pages
 def test_other_kinds_land_on_their_own_page(console, pair, kind):
     party = console.new_party(kind, f"A {kind.value}")
     a, _ = pair

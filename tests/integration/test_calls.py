@@ -156,11 +156,15 @@ def test_a_call_connected_in_time_and_long_enough_is_sold_and_billed_once(market
     assert r.status_code == 200 and decode(r)["balanced"], r.text
 
     trace = decode(market.client.get(f"/v1/pings/{offer['call_id']}/trace", headers=market.op))
-    assert trace["lead_id"] == call["lead_id"] and [t["stage"] for t in trace["stages"]] == ["ping"]
+    assert trace["lead_id"] == call["lead_id"] and [t["stage"] for t in trace["stages"]] == ["ping", "call"]
     entries = trace["stages"][0]["entries"]
     assert [(e["campaign_id"], e.get("reason")) for e in entries] == [(campaign["id"], None)]
     lead_trace = decode(market.client.get(f"/v1/leads/{call['lead_id']}/trace", headers=market.op))
-    assert [t["stage"] for t in lead_trace["stages"]] == ["ping"]
+    assert [t["stage"] for t in lead_trace["stages"]] == ["ping", "call"]
+    (end_entry,) = lead_trace["stages"][1]["entries"]
+    assert (end_entry["campaign_id"], end_entry["reason"], end_entry["details"]["duration_s"]) == (
+        campaign["id"], "sold", MIN_DURATION_S,
+    )  # fmt: skip
     seen = decode(market.client.get(f"/v1/calls/{offer['call_id']}", headers=market.buyer.headers))
     assert seen["price_minor"] == PRICE_MINOR and "payout_minor" not in seen  # not the buyer's
     mine = decode(market.client.get(f"/v1/calls/{offer['call_id']}", headers=market.supplier.headers))
@@ -175,6 +179,8 @@ def test_a_call_below_the_minimum_duration_is_not_billed(market):
     before = balance(market.exchange.settings, market.buyer.id)
     ended = market.end(offer["call_id"], MIN_DURATION_S - 1)
     assert (ended["status"], ended["reason"]) == ("short", "call_too_short")
+    trace = decode(market.client.get(f"/v1/leads/{call['lead_id']}/trace", headers=market.supplier.headers))
+    assert trace["reasons"] == ["call_too_short"]  # what the supplier is told
     assert "sale_id" not in ended
     assert market.rows(sales, sales.c.lead_id == uuid.UUID(call["lead_id"])) == []
     assert balance(market.exchange.settings, market.buyer.id) == before

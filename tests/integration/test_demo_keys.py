@@ -23,7 +23,7 @@ def test_each_console_page_gets_a_demo_key_of_its_kind_kept_between_runs(backend
         return await demo.ensure_demo_console_keys(conn, backend)
 
     keys = run(backend, first)
-    assert set(keys) == {"operator", "finance", "buyer", "agent"}
+    assert set(keys) == {"operator", "finance", "buyer", "supplier", "agent"}
 
     async def kinds(conn):
         return {kind: (await authenticate(conn, key)).kind.value for kind, key in keys.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 
 import dramatiq
@@ -108,3 +109,28 @@ def test_in_process_worker_runs_actors_without_redis(backend):
         while _remaining(backend) != (["fresh"], ["fresh"]) and time.monotonic() < deadline:
             time.sleep(0.05)
     assert _remaining(backend) == (["fresh"], ["fresh"])
+
+
+def _sqlite_connection_threads() -> set[threading.Thread]:
+    """aiosqlite runs each connection on a thread of its own until the connection is closed."""
+    return {t for t in threading.enumerate() if t.name.endswith("(_connection_worker_thread)")}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_stopped_in_process_worker_closes_its_database_connections(backend):
+    """A connection left open past its loop's end is stopped later by the garbage collector,
+    in whatever thread it runs, which then answers on a closed loop: "Event loop is closed"
+    in a thread, at some later moment."""
+    reset_broker()
+    _seed_expiring_rows(backend)
+    before = _sqlite_connection_threads()
+    with TestClient(create_app(backend, in_process_worker=True)):
+        actors.purge_expired.send()  # the worker opens its own pool on its own loop
+        deadline = time.monotonic() + 20
+        while _remaining(backend) != (["fresh"], ["fresh"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _remaining(backend) == (["fresh"], ["fresh"])
+    opened = _sqlite_connection_threads() - before
+    for thread in opened:
+        thread.join(timeout=5)  # a closed connection's thread ends at once; an open one never
+    assert [t.name for t in opened if t.is_alive()] == []
