@@ -272,11 +272,13 @@ def create_app(settings: Settings | None = None, *, in_process_worker: bool = Tr
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if worker is not None:
-                await asyncio.to_thread(_stop_worker, worker, settings.shutdown_grace_s)
-            await app.state.auction.market.close()
-            await http.close()
-            await db.dispose()
+            try:
+                if worker is not None:
+                    await asyncio.to_thread(_stop_worker, worker, settings.shutdown_grace_s)
+                await app.state.auction.market.close()
+                await http.close()
+            finally:  # whatever failed above, the pool is closed on this loop, not left to GC
+                await db.dispose()
 
     openapi = OpenAPIConfig(
         title="Lead exchange",
