@@ -106,6 +106,7 @@ leads = sa.Table(
     sa.Index(None, "supplier_id", "created_at"),
     sa.Index(None, "vertical_id", "created_at"),
     sa.Index(None, "status", "created_at"),
+    sa.Index(None, "created_at"),  # reports and the operators' flow, across suppliers
 )
 
 # PII apart from the lead, so it can be access-checked, redacted and purged on its own.
@@ -685,6 +686,7 @@ notifications = sa.Table(
     sa.Column("sent_at", UTCDateTime, nullable=True),
     sa.Index(None, "status", "next_attempt_at"),
     sa.Index(None, "team_id", "created_at"),
+    sa.Index(None, "lead_id"),  # was this lead told already (the unowned sweep)
 )
 
 # --- Channels out: CRM sync (exchange.crm) ------------------------------------------------------
