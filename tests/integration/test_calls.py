@@ -9,24 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import threading
 import uuid
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from exchange.auction import service as auction
-from exchange.auction.market import Market
 from exchange.auth.parties import PartyKind, Principal
 from exchange.calls import service as calls_service
 from exchange.calls.messages import AnswerIn, CallPingIn, EndIn
 from exchange.errors import ApiError
-from exchange.intake.ratelimit import MemoryRateLimiter
 from exchange.store.db import Database
 from exchange.store.tables import calls, cap_counters, lead_owners, lead_pii, leads, sales
 from tests.conftest import decode, run
 from tests.integration.test_auction_api import PERCENT_20
+from tests.integration.test_auction_concurrency import _in_threads
 from tests.market import balance, fund, set_vertical_margin
 
 PRICE_MINOR = 4_000
@@ -405,35 +402,6 @@ def test_a_teams_call_campaign_rings_its_agents_and_bills_the_team(market):
 # --- many at once, on PostgreSQL ------------------------------------------------------------------
 
 
-def _at_once(settings, jobs: list) -> list[Any]:
-    """Each job(ctx) in its own thread, event loop and pool (as separate API processes would
-    be), all released together; ApiErrors are returned, not raised."""
-    barrier = threading.Barrier(len(jobs))
-    results: list[Any] = [None] * len(jobs)
-
-    def worker(i: int) -> None:
-        async def main() -> Any:
-            db = Database(settings)
-            ctx = auction.Context(db=db, settings=settings, market=Market(db, 0), http=None, limiter=MemoryRateLimiter())
-            try:
-                await db.ping()
-                barrier.wait()
-                return await jobs[i](ctx)
-            except ApiError as exc:
-                return exc
-            finally:
-                await db.dispose()
-
-        results[i] = asyncio.run(main())
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(jobs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    return results
-
-
 def _supplier(market: Market_) -> Principal:
     return Principal(party_id=market.supplier.id, kind=PartyKind.SUPPLIER, key_id=market.supplier.key_id, name="s")
 
@@ -447,7 +415,7 @@ def test_many_call_pings_at_once_never_take_more_lines_than_the_campaign_has(mar
     async def ping(ctx):
         return await calls_service.ping(ctx, supplier, CallPingIn(vertical="solar", fields=CALL_FIELDS))
 
-    results = _at_once(market.exchange.settings, [ping] * 8)
+    results = _in_threads(market.exchange.settings, [ping] * 8)
     statuses = sorted(r.status for r in results)
     assert statuses == ["accepted"] * lines + ["rejected"] * (8 - lines), results
     held = [r for r in market.rows(calls) if r.status == "offered"]
@@ -465,7 +433,7 @@ def test_an_end_reported_many_times_at_once_bills_once(market):
     async def end(ctx):
         return await calls_service.end(ctx, supplier, call_id, EndIn(duration_s=300))
 
-    results = _at_once(market.exchange.settings, [end] * 6)
+    results = _in_threads(market.exchange.settings, [end] * 6)
     assert {r.status for r in results} == {"completed"} and len({r.sale_id for r in results}) == 1
     assert len(market.rows(sales)) == 1
     assert balance(market.exchange.settings, market.buyer.id) == before - PRICE_MINOR
@@ -485,7 +453,7 @@ def test_destinations_answering_at_once_give_the_lead_one_owner(market):
         return job
 
     addresses = [d["address"] for d in offer["destinations"]]
-    results = _at_once(market.exchange.settings, [answer(a) for a in addresses * 3])
+    results = _in_threads(market.exchange.settings, [answer(a) for a in addresses * 3])
     won = [r for r in results if not isinstance(r, ApiError)]
     lost = [r for r in results if isinstance(r, ApiError)]
     assert len({r.answered_by for r in won}) == 1  # the same answer repeated is fine

@@ -22,15 +22,7 @@
 
   // -- plumbing (static/console.js) ---------------------------------------------------------
 
-  const { api } = window.Console;
-
-  const { el } = window.Console;
-
-  function errorText(res) {
-    const error = res.data && res.data.error;
-    if (error && error.message) return error.message;
-    return `Something went wrong (HTTP ${res.status || "offline"}).`;
-  }
+  const { api, el, errorText } = window.Console;
 
   function problem(text) {
     $("problem").hidden = !text;

@@ -51,5 +51,12 @@ window.Console = (() => {
     return node;
   }
 
-  return Object.freeze({ api, el });
+  // What to tell a person about a failed answer: the API's own message, else the status.
+  function errorText(res) {
+    const error = res.data && res.data.error;
+    if (error && error.message) return error.message;
+    return `Something went wrong (HTTP ${res.status || "offline"}).`;
+  }
+
+  return Object.freeze({ api, el, errorText });
 })();

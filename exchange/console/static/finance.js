@@ -14,12 +14,8 @@
   let returnsAfter = null; // next_after of the last page of returns read
   let returnsSeq = 0;
 
-  const { api } = window.Console;
-
-  const { el } = window.Console;
-
+  const { api, el, errorText: why } = window.Console;
   const errorOf = (res) => (res.data && res.data.error) || {};
-  const why = (res) => errorOf(res).message || `Something went wrong (HTTP ${res.status || "offline"}).`;
 
   function problem(text) {
     $("problem").hidden = !text;

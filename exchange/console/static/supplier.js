@@ -6,7 +6,7 @@
 // never through a float.
 "use strict";
 (() => {
-  const { api, el } = window.Console;
+  const { api, el, errorText } = window.Console;
   const $ = (id) => document.getElementById(id);
   const PAGE_SIZE = 50; // leads and calls read per click of "More"
   const DAY_MS = 86400000;
@@ -20,12 +20,6 @@
   let leadRows = 0;
   let callRows = 0;
   const verticals = new Map(); // slug -> {currency, fields: Map(name -> {label, format})}
-
-  function errorText(res) {
-    const error = res.data && res.data.error;
-    if (error && error.message) return error.message;
-    return `Something went wrong (HTTP ${res.status || "offline"}).`;
-  }
 
   function problem(text) {
     $("problem").hidden = !text;
